@@ -1,0 +1,13 @@
+//! The subcommands, one file each: arguments first, then `execute`.
+
+pub mod export;
+pub mod run;
+pub mod watch;
+
+use std::io::Write;
+
+/// Prints a line for the user on stdout; a closed pipe (`| head`) is not an error.
+pub fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}

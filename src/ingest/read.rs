@@ -1,0 +1,383 @@
+//! Streaming an input file: checks every byte once as it passes (UTF-8, NUL, UTF-16 byte-order
+//! marks), hashes it, counts physical lines, and hands CSV records to the caller one at a time.
+//!
+//! Physical lines are counted here rather than by the CSV parser because a line break can be LF,
+//! CRLF or a lone CR, and because a quoted field may span several lines: the line of a record
+//! is the line where it starts. Only the line starts between the record being handed out and the
+//! parser's read-ahead are kept, so memory does not grow with the file.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::rc::Rc;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::checksum::Checksum;
+use crate::error::{InputError, Rule};
+
+/// What the byte checker has learnt so far, shared between it and the record reader.
+struct ByteScan {
+    offset: u64,
+    /// Line starts not yet asked for: (offset of the line, offset of the line break before it).
+    line_starts: VecDeque<(u64, u64)>,
+    /// How many line starts were already consumed by `line_of`.
+    lines_before: u64,
+    /// Every line start seen so far, for placing byte-level faults.
+    lines_seen: u64,
+    pending_cr: bool,
+    /// Bytes of a UTF-8 sequence cut by the end of the last chunk.
+    utf8_tail: Vec<u8>,
+    fault: Option<InputError>,
+    hasher: Xxh3,
+}
+
+impl ByteScan {
+    fn new() -> ByteScan {
+        ByteScan {
+            offset: 0,
+            line_starts: VecDeque::new(),
+            lines_before: 0,
+            lines_seen: 0,
+            pending_cr: false,
+            utf8_tail: Vec::new(),
+            fault: None,
+            hasher: Xxh3::new(),
+        }
+    }
+
+    /// The 1-based physical line of a record whose parse started at `offset`. The CSV parser
+    /// starts a record right after the previous record's terminator byte, so the blank lines and
+    /// the LF of a CRLF that come before the record are skipped here. Offsets must not go
+    /// backwards.
+    fn line_of(&mut self, offset: u64) -> u64 {
+        let mut at = offset;
+        while let Some(&(start, break_start)) = self.line_starts.front() {
+            if start <= at || break_start <= at {
+                self.line_starts.pop_front();
+                self.lines_before += 1;
+                at = at.max(start);
+            } else {
+                break;
+            }
+        }
+        self.lines_before + 1
+    }
+
+    /// The line of a byte at `index` in `chunk`, which is being scanned and not yet recorded.
+    fn line_in_chunk(&self, chunk: &[u8], index: usize) -> u64 {
+        let mut scratch = LineCounter { pending_cr: self.pending_cr, starts: 0 };
+        scratch.feed(&chunk[..index], 0, |_, _| {});
+        self.lines_seen + scratch.starts + 1
+    }
+
+    fn scan(&mut self, chunk: &[u8]) {
+        self.hasher.update(chunk);
+        if self.offset == 0
+            && (chunk.starts_with(&[0xFF, 0xFE]) || chunk.starts_with(&[0xFE, 0xFF]))
+        {
+            self.fault = Some(
+                InputError::new(
+                    Rule::Encoding,
+                    "the file is UTF-16 (it starts with a UTF-16 byte-order mark), not UTF-8; \
+                     save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)",
+                )
+                .at_line(1),
+            );
+            return;
+        }
+        if let Some(index) = memchr::memchr(0, chunk) {
+            let line = self.line_in_chunk(chunk, index);
+            let at = self.offset + index as u64;
+            self.fault = Some(
+                InputError::new(
+                    Rule::NulByte,
+                    format!("NUL byte (0x00) at byte offset {at}; CSV text cannot hold NUL"),
+                )
+                .at_line(line),
+            );
+            return;
+        }
+        let tail_before = self.utf8_tail.len() as u64;
+        if let Err(index) = self.check_utf8(chunk) {
+            let line = self.line_in_chunk(chunk, index);
+            let carried = if index == 0 { tail_before } else { 0 };
+            let at = self.offset + index as u64 - carried;
+            self.fault = Some(
+                InputError::new(
+                    Rule::Encoding,
+                    format!("not valid UTF-8 at byte offset {at}; save the file as UTF-8"),
+                )
+                .at_line(line),
+            );
+            return;
+        }
+        let mut counter = LineCounter { pending_cr: self.pending_cr, starts: 0 };
+        let starts = &mut self.line_starts;
+        counter
+            .feed(chunk, self.offset, |start, break_start| starts.push_back((start, break_start)));
+        self.pending_cr = counter.pending_cr;
+        self.lines_seen += counter.starts;
+        self.offset += chunk.len() as u64;
+    }
+
+    /// Validates `chunk` as the continuation of the UTF-8 text so far. On failure, the index in
+    /// `chunk` where the bad sequence starts (0 when it began in the previous chunk).
+    fn check_utf8(&mut self, chunk: &[u8]) -> Result<(), usize> {
+        let mut rest = chunk;
+        if !self.utf8_tail.is_empty() {
+            let need = utf8_len(self.utf8_tail[0]).saturating_sub(self.utf8_tail.len());
+            let take = need.min(rest.len());
+            self.utf8_tail.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            match std::str::from_utf8(&self.utf8_tail) {
+                Ok(_) => self.utf8_tail.clear(),
+                Err(e) if e.error_len().is_none() && rest.is_empty() => return Ok(()),
+                Err(_) => return Err(0),
+            }
+        }
+        match std::str::from_utf8(rest) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_none() => {
+                self.utf8_tail.extend_from_slice(&rest[e.valid_up_to()..]);
+                Ok(())
+            }
+            Err(e) => Err(chunk.len() - rest.len() + e.valid_up_to()),
+        }
+    }
+
+    fn finish(&mut self) {
+        if !self.utf8_tail.is_empty() && self.fault.is_none() {
+            let at = self.offset - self.utf8_tail.len() as u64;
+            self.fault = Some(
+                InputError::new(
+                    Rule::Encoding,
+                    format!(
+                        "not valid UTF-8 at byte offset {at} (the file ends inside a character)"
+                    ),
+                )
+                .at_line(self.lines_seen + 1),
+            );
+        }
+    }
+}
+
+/// The byte length of a UTF-8 sequence from its first byte (1 for a bad lead byte).
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => 1,
+    }
+}
+
+/// Finds line starts: after LF, after CRLF, and after a lone CR.
+struct LineCounter {
+    pending_cr: bool,
+    starts: u64,
+}
+
+impl LineCounter {
+    /// Calls `on_start(line_start, break_start)` for each line start in `chunk`, which begins at
+    /// file offset `base`.
+    fn feed(&mut self, chunk: &[u8], base: u64, mut on_start: impl FnMut(u64, u64)) {
+        if chunk.is_empty() {
+            return;
+        }
+        let cr_before = self.pending_cr;
+        if cr_before && chunk[0] != b'\n' {
+            self.starts += 1;
+            on_start(base, base - 1);
+        }
+        self.pending_cr = false;
+        for index in memchr::memchr2_iter(b'\n', b'\r', chunk) {
+            let at = base + index as u64;
+            if chunk[index] == b'\n' {
+                let after_cr = if index == 0 { cr_before } else { chunk[index - 1] == b'\r' };
+                self.starts += 1;
+                on_start(at + 1, if after_cr { at - 1 } else { at });
+            } else if index + 1 == chunk.len() {
+                self.pending_cr = true;
+            } else if chunk[index + 1] != b'\n' {
+                self.starts += 1;
+                on_start(at + 1, at);
+            }
+        }
+    }
+}
+
+/// A `Read` that runs every byte through a [`ByteScan`] before the CSV parser sees it.
+struct CheckedRead<R> {
+    inner: R,
+    scan: Rc<RefCell<ByteScan>>,
+}
+
+impl<R: Read> Read for CheckedRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut scan = self.scan.borrow_mut();
+        if n == 0 {
+            scan.finish();
+        } else {
+            scan.scan(&buf[..n]);
+        }
+        if scan.fault.is_some() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "input fault"));
+        }
+        Ok(n)
+    }
+}
+
+/// Why reading a file stopped.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The file breaks a rule: reject it.
+    Input(InputError),
+    /// The file could not be read: leave it where it is.
+    Io(io::Error),
+}
+
+impl From<InputError> for ReadError {
+    fn from(e: InputError) -> ReadError {
+        ReadError::Input(e)
+    }
+}
+
+/// One data record, borrowed from the reader until the next call.
+pub struct Record<'a> {
+    pub line: u64,
+    pub fields: Vec<&'a str>,
+}
+
+/// An input file being read record by record.
+pub struct CsvFile {
+    reader: csv::Reader<CheckedRead<File>>,
+    scan: Rc<RefCell<ByteScan>>,
+    record: csv::ByteRecord,
+}
+
+impl CsvFile {
+    pub fn open(path: &Path, delimiter: u8) -> io::Result<CsvFile> {
+        let scan = Rc::new(RefCell::new(ByteScan::new()));
+        let file = File::open(path)?;
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .buffer_capacity(64 * 1024)
+            .from_reader(CheckedRead { inner: file, scan: Rc::clone(&scan) });
+        Ok(CsvFile { reader, scan, record: csv::ByteRecord::new() })
+    }
+
+    /// The next record with its starting line, or `None` at the end of the file.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, ReadError> {
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Some(fault) = self.scan.borrow_mut().fault.take() {
+                    return Err(ReadError::Input(fault));
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(self.convert(e)),
+        }
+        let start = self.record.position().map_or(0, |p| p.byte());
+        let line = self.scan.borrow_mut().line_of(start);
+        let mut fields = Vec::with_capacity(self.record.len());
+        for (index, raw) in self.record.iter().enumerate() {
+            let text = std::str::from_utf8(raw).map_err(|_| {
+                InputError::new(Rule::Encoding, "field is not valid UTF-8")
+                    .at_line(line)
+                    .at_column(index + 1, "")
+            })?;
+            fields.push(text);
+        }
+        Ok(Some(Record { line, fields }))
+    }
+
+    fn convert(&self, e: csv::Error) -> ReadError {
+        if let Some(fault) = self.scan.borrow_mut().fault.take() {
+            return ReadError::Input(fault);
+        }
+        match e.into_kind() {
+            csv::ErrorKind::Io(io) => ReadError::Io(io),
+            other => ReadError::Input(InputError::new(Rule::Malformed, format!("{other:?}"))),
+        }
+    }
+
+    /// The checksum of every byte read; call after `next_record` returned `None`.
+    pub fn checksum(&self) -> Checksum {
+        Checksum(self.scan.borrow().hasher.digest128())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn records(bytes: &[u8]) -> Result<Vec<(u64, Vec<String>)>, ReadError> {
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.write_all(bytes).unwrap();
+        let mut file = CsvFile::open(tmp.path(), b',').unwrap();
+        let mut out = Vec::new();
+        while let Some(rec) = file.next_record()? {
+            out.push((rec.line, rec.fields.iter().map(|f| f.to_string()).collect()));
+        }
+        Ok(out)
+    }
+
+    fn lines(bytes: &[u8]) -> Vec<u64> {
+        records(bytes).unwrap().into_iter().map(|(line, _)| line).collect()
+    }
+
+    #[test]
+    fn counts_physical_lines_for_lf_crlf_and_lone_cr() {
+        assert_eq!(lines(b"a,b\nc,d\ne,f\n"), vec![1, 2, 3]);
+        assert_eq!(lines(b"a,b\r\nc,d\r\n\r\ne,f\r\n"), vec![1, 2, 4]);
+        assert_eq!(lines(b"a,b\rc,d\re,f"), vec![1, 2, 3]);
+        assert_eq!(lines(b"\n\na,b\n\n\nc,d\n"), vec![3, 6]);
+        assert_eq!(lines(b"a,b\r\rc,d\r\r\r\ne,f"), vec![1, 3, 6]);
+        assert_eq!(lines(b"\xEF\xBB\xBFa,b\r\n,\r\nc,d\r\n"), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_quoted_line_break_keeps_the_start_line_of_its_record() {
+        let got = records(b"k,v\nx,\"one\ntwo\"\ny,z\n").unwrap();
+        assert_eq!(got[1], (2, vec!["x".to_string(), "one\ntwo".to_string()]));
+        assert_eq!(got[2].0, 4);
+    }
+
+    #[test]
+    fn invalid_utf8_names_line_and_byte_offset() {
+        let Err(ReadError::Input(e)) = records(b"k,v\nx,1\ny,caf\xe9\n") else { panic!() };
+        assert_eq!(e.rule, Rule::Encoding);
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("byte offset 13"), "{}", e.message);
+    }
+
+    #[test]
+    fn nul_byte_names_its_line() {
+        let Err(ReadError::Input(e)) = records(b"k,v\nx,1\ny,\x00\n") else { panic!() };
+        assert_eq!((e.rule, e.line), (Rule::NulByte, Some(3)));
+    }
+
+    #[test]
+    fn a_character_cut_at_end_of_file_is_an_encoding_error() {
+        let Err(ReadError::Input(e)) = records(b"k,v\nx,\xe2\x82") else { panic!() };
+        assert_eq!((e.rule, e.line), (Rule::Encoding, Some(2)));
+    }
+
+    #[test]
+    fn checksum_covers_the_raw_bytes_bom_included() {
+        let bytes = b"\xEF\xBB\xBFk,v\r\nx,1\r\n";
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.write_all(bytes).unwrap();
+        let mut file = CsvFile::open(tmp.path(), b',').unwrap();
+        while file.next_record().unwrap().is_some() {}
+        assert_eq!(file.checksum(), Checksum::of_bytes(bytes));
+    }
+}

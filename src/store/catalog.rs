@@ -1,0 +1,114 @@
+//! The column catalog: which columns the store has, under which spelling, in which physical
+//! column of `record_data`, added and dropped by which file.
+
+use rusqlite::{Connection, params};
+
+/// A live column of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub id: i64,
+    pub name: String,
+    pub folded: String,
+    pub position: i64,
+    pub is_key: bool,
+}
+
+impl Column {
+    /// The physical column in `record_data` that holds this column's values.
+    pub fn physical(&self) -> String {
+        if self.is_key { "key".to_string() } else { format!("c{}", self.id) }
+    }
+}
+
+/// Live columns in the order they were first seen (key first when there is one).
+pub fn live_columns(conn: &Connection) -> rusqlite::Result<Vec<Column>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, folded, position, is_key FROM catalog WHERE dropped_by IS NULL
+         ORDER BY is_key DESC, position",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Column {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            folded: r.get(2)?,
+            position: r.get(3)?,
+            is_key: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Adds a column to the catalog and, unless it is the key, a physical column for its values.
+pub fn add(
+    conn: &Connection,
+    name: &str,
+    folded: &str,
+    is_key: bool,
+    file_id: i64,
+    now: &str,
+) -> rusqlite::Result<Column> {
+    let position: i64 =
+        conn.query_row("SELECT coalesce(max(position), 0) + 1 FROM catalog", [], |r| r.get(0))?;
+    conn.execute(
+        "INSERT INTO catalog (name, folded, position, is_key, added_by, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![name, folded, position, is_key, file_id, now],
+    )?;
+    let column = Column {
+        id: conn.last_insert_rowid(),
+        name: name.into(),
+        folded: folded.into(),
+        position,
+        is_key,
+    };
+    if !is_key {
+        conn.execute_batch(&format!(
+            "ALTER TABLE record_data ADD COLUMN {} TEXT",
+            column.physical()
+        ))?;
+    }
+    Ok(column)
+}
+
+/// Whether any stored row still holds a value in `column`.
+pub fn holds_values(conn: &Connection, column: &Column) -> rusqlite::Result<bool> {
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM record_data WHERE {} IS NOT NULL)",
+        column.physical()
+    );
+    conn.query_row(&sql, [], |r| r.get(0))
+}
+
+/// Marks a column dropped by `file_id` and removes its (empty) physical column.
+pub fn drop_column(
+    conn: &Connection,
+    column: &Column,
+    file_id: i64,
+    now: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE catalog SET dropped_by = ?1, dropped_at = ?2 WHERE id = ?3",
+        params![file_id, now, column.id],
+    )?;
+    // SQLite re-checks views on DROP COLUMN; the `records` view is re-created by the caller.
+    conn.execute_batch(&format!(
+        "DROP VIEW IF EXISTS records; ALTER TABLE record_data DROP COLUMN {}",
+        column.physical()
+    ))
+}
+
+/// Re-creates the `records` view: one column per live column, under the CSV's own name.
+pub fn refresh_view(conn: &Connection, columns: &[Column]) -> rusqlite::Result<()> {
+    let list: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{} AS {}", c.physical(), quote_identifier(&c.name)))
+        .collect();
+    let select = if list.is_empty() { "key AS key".to_string() } else { list.join(", ") };
+    conn.execute_batch(&format!(
+        "DROP VIEW IF EXISTS records; CREATE VIEW records AS SELECT {select} FROM record_data;"
+    ))
+}
+
+/// Quotes a name as an SQL identifier (double quotes, inner ones doubled).
+pub fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

@@ -1,0 +1,159 @@
+//! Writing records: the prepared statements that insert or replace one row of `record_data`,
+//! built once per file for the file's set of columns.
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension};
+
+use super::catalog::Column;
+
+/// What writing one row did to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Inserted,
+    Updated,
+    Unchanged,
+    /// The key was already written earlier in this file (at `first_line`); the row replaced it.
+    Repeated {
+        first_line: u64,
+    },
+}
+
+/// Writes rows of one file: each row replaces the stored row of its key, with NULL in every
+/// live column the file lacks.
+pub struct RecordWriter<'c> {
+    conn: &'c Connection,
+    select_sql: String,
+    insert_sql: String,
+    update_sql: String,
+    /// For each live value column, the index of the file field that feeds it.
+    slots: Vec<Option<usize>>,
+    /// The file field indexes that have a live value column, in insert order.
+    inserted_fields: Vec<usize>,
+    /// Seq numbers at or above this were written by the current file.
+    first_seq: i64,
+    next_seq: i64,
+    file_id: i64,
+}
+
+impl<'c> RecordWriter<'c> {
+    /// `field_columns[i]` is the live column fed by field `i` of the file (the key included).
+    pub fn new(
+        conn: &'c Connection,
+        live: &[Column],
+        field_columns: &[&Column],
+        file_id: i64,
+    ) -> rusqlite::Result<Self> {
+        let values: Vec<&Column> = live.iter().filter(|c| !c.is_key).collect();
+        let slots: Vec<Option<usize>> =
+            values.iter().map(|v| field_columns.iter().position(|f| f.id == v.id)).collect();
+        let inserted_fields: Vec<usize> = slots.iter().flatten().copied().collect();
+
+        let mut select_sql = "SELECT seq, line".to_string();
+        for column in &values {
+            select_sql.push_str(", ");
+            select_sql.push_str(&column.physical());
+        }
+        select_sql.push_str(" FROM record_data WHERE key = ?1");
+
+        let mut insert_cols =
+            vec!["seq".to_string(), "key".into(), "file_id".into(), "line".into()];
+        let mut update_sets =
+            vec!["seq = ?1".to_string(), "file_id = ?3".into(), "line = ?4".into()];
+        let mut param = 5;
+        for (column, slot) in values.iter().zip(&slots) {
+            if slot.is_some() {
+                insert_cols.push(column.physical());
+                update_sets.push(format!("{} = ?{param}", column.physical()));
+                param += 1;
+            } else {
+                update_sets.push(format!("{} = NULL", column.physical()));
+            }
+        }
+        let placeholders: Vec<String> = (1..=insert_cols.len()).map(|i| format!("?{i}")).collect();
+        let insert_sql = format!(
+            "INSERT INTO record_data ({}) VALUES ({})",
+            insert_cols.join(", "),
+            placeholders.join(", ")
+        );
+        let update_sql =
+            format!("UPDATE record_data SET {} WHERE key = ?2", update_sets.join(", "));
+
+        let first_seq: i64 =
+            conn.query_row("SELECT coalesce(max(seq), 0) + 1 FROM record_data", [], |r| r.get(0))?;
+        Ok(RecordWriter {
+            conn,
+            select_sql,
+            insert_sql,
+            update_sql,
+            slots,
+            inserted_fields,
+            first_seq,
+            next_seq: first_seq,
+            file_id,
+        })
+    }
+
+    /// Writes one row; `fields` are the file's fields, `key` the key field.
+    pub fn write(&mut self, key: &str, fields: &[&str], line: u64) -> rusqlite::Result<Change> {
+        let stored = self.compare(key, fields)?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let sql = if stored.is_some() { &self.update_sql } else { &self.insert_sql };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        stmt.raw_bind_parameter(1, seq)?;
+        stmt.raw_bind_parameter(2, key)?;
+        stmt.raw_bind_parameter(3, self.file_id)?;
+        stmt.raw_bind_parameter(4, line as i64)?;
+        for (offset, &field) in self.inserted_fields.iter().enumerate() {
+            stmt.raw_bind_parameter(5 + offset, cell(fields[field]))?;
+        }
+        stmt.raw_execute()?;
+        Ok(match stored {
+            None => Change::Inserted,
+            Some(Stored { seq, line, .. }) if seq >= self.first_seq => {
+                Change::Repeated { first_line: line }
+            }
+            Some(Stored { same: true, .. }) => Change::Unchanged,
+            Some(Stored { same: false, .. }) => Change::Updated,
+        })
+    }
+
+    /// Looks up the stored row of `key` and whether the incoming fields equal it.
+    fn compare(&self, key: &str, fields: &[&str]) -> rusqlite::Result<Option<Stored>> {
+        let mut stmt = self.conn.prepare_cached(&self.select_sql)?;
+        stmt.query_row([key], |row| {
+            let mut same = true;
+            for (index, slot) in self.slots.iter().enumerate() {
+                let incoming = slot.and_then(|i| cell(fields[i]));
+                let stored = match row.get_ref(index + 2)? {
+                    ValueRef::Null => None,
+                    ValueRef::Text(bytes) => Some(bytes),
+                    _ => {
+                        return Err(rusqlite::Error::InvalidColumnType(
+                            index + 2,
+                            "value".into(),
+                            rusqlite::types::Type::Text,
+                        ));
+                    }
+                };
+                if stored != incoming.map(str::as_bytes) {
+                    same = false;
+                    break;
+                }
+            }
+            Ok(Stored { seq: row.get(0)?, line: row.get::<_, i64>(1)? as u64, same })
+        })
+        .optional()
+    }
+}
+
+struct Stored {
+    seq: i64,
+    line: u64,
+    same: bool,
+}
+
+/// A field as stored: an empty cell is NULL, anything else its exact text.
+pub fn cell(field: &str) -> Option<&str> {
+    if field.is_empty() { None } else { Some(field) }
+}
