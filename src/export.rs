@@ -80,6 +80,7 @@ pub fn export(
         files_applied: ledger::files_applied(conn)?,
         merged_file_xxh3_128: checksum.to_string(),
     };
+    crate::fault::point("export-between");
     write_atomically(meta_path, |out| {
         serde_json::to_writer_pretty(&mut *out, &metadata).map_err(io::Error::from)?;
         out.write_all(b"\n")
@@ -122,6 +123,7 @@ fn write_csv(
             }
         }
         writer.write_byte_record(&record)?;
+        crate::fault::point("export-row");
         count += 1;
     }
     writer.flush()?;
@@ -155,6 +157,7 @@ fn write_atomically<T>(
         Err(_) => default_permissions(),
     };
     fs::set_permissions(tmp.path(), permissions).map_err(fail)?;
+    crate::fault::point("export-before-rename");
     tmp.persist(target).map_err(|e| fail(e.error))?;
     crate::archive::sync_dir(target).map_err(fail)?;
     Ok((value, checksum))

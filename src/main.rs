@@ -7,6 +7,7 @@ mod cmd;
 mod config;
 mod error;
 mod export;
+mod fault;
 mod inbox;
 mod ingest;
 mod lock;

@@ -13,6 +13,7 @@ use crate::archive;
 use crate::config::Settings;
 use crate::error::{InputError, exit};
 use crate::export;
+use crate::fault;
 use crate::inbox::{self, Candidate};
 use crate::ingest::{self, Applied, FileError};
 use crate::lock;
@@ -137,6 +138,7 @@ impl<'a> Job<'a> {
             return self.record_duplicate(run_id, file, first_id, &when);
         }
         let started_at = store::now();
+        fault::point("file-start");
         let destination = self.destination(&self.settings.archive_dir, &file.name);
         let outcome = {
             let sp = self.conn.savepoint()?;
@@ -150,7 +152,9 @@ impl<'a> Job<'a> {
             )?;
             match ingest::apply(&sp, file, file_id, self.settings, &started_at) {
                 Ok(applied) => {
+                    fault::point("before-commit");
                     sp.commit()?;
+                    fault::point("after-commit");
                     Ok((file_id, applied))
                 }
                 Err(e) => Err(e),
@@ -253,6 +257,7 @@ impl<'a> Job<'a> {
             self.totals.unreadable += 1;
             return Ok(());
         }
+        fault::point("after-move");
         ledger::mark_moved(&self.conn, file_id, &store::now())?;
         Ok(())
     }
@@ -356,6 +361,7 @@ impl<'a> Job<'a> {
             &self.settings.merged_file,
             &self.settings.metadata_file,
         )?;
+        fault::point("after-export");
         store::set_meta(&self.conn, "export_generation", &data.to_string())?;
         store::set_meta(&self.conn, "export_checksum", &report.checksum.to_string())?;
         tracing::info!(

@@ -108,6 +108,7 @@ impl<'c> RecordWriter<'c> {
             stmt.raw_bind_parameter(5 + offset, cell(fields[field]))?;
         }
         stmt.raw_execute()?;
+        crate::fault::point("row");
         Ok(match stored {
             None => Change::Inserted,
             Some(Stored { seq, line, .. }) if seq >= self.first_seq => {
