@@ -57,6 +57,7 @@ pub struct Settings {
     pub max_clusters_in_log: usize,
     pub column_order: ColumnOrder,
     pub row_order: RowOrder,
+    pub keep_history: bool,
 }
 
 /// A config problem: one line, said to the user, and exit status 1.
@@ -97,6 +98,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("max_clusters_in_log", "10"),
     ("column_order", "\"sorted\""),
     ("row_order", "\"arrival\""),
+    ("keep_history", "true"),
 ];
 
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "warning", "error", "critical"];
@@ -192,6 +194,7 @@ pub fn from_map(map: &Map<String, Value>, base: &Path) -> Result<Settings, Confi
             "key" => RowOrder::Key,
             other => return Err(one_of("row_order", other, &["arrival", "key"])),
         },
+        keep_history: cfg.boolean("keep_history")?,
     };
     if settings.key_column.chars().any(|c| c == '\0') {
         return Err(ConfigError("key_column must not contain a NUL character".into()));

@@ -97,8 +97,10 @@ impl InputError {
         if let Some(line) = self.line {
             parts.push(format!("line {line}"));
         }
-        if let Some(col) = &self.column {
-            parts.push(format!("column {} ({})", col.position, col.name));
+        match &self.column {
+            Some(col) if col.name.is_empty() => parts.push(format!("column {}", col.position)),
+            Some(col) => parts.push(format!("column {} ({})", col.position, col.name)),
+            None => {}
         }
         parts.join(", ")
     }

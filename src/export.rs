@@ -15,7 +15,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::checksum::Checksum;
 use crate::config::{ColumnOrder, RowOrder, Settings};
-use crate::store::{self, catalog, catalog::Column, ledger};
+use crate::store::{self, catalog, catalog::Column, ledger, records};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -44,9 +44,25 @@ struct Metadata<'a> {
     merged_file_xxh3_128: String,
 }
 
-/// Live columns in export order.
-pub fn export_columns(conn: &Connection, order: ColumnOrder) -> rusqlite::Result<Vec<Column>> {
-    let mut columns = catalog::live_columns(conn)?;
+/// Which state of the store to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moment {
+    /// The store as it is.
+    Now,
+    /// The store right after the applied file with this ledger id, rebuilt from row history.
+    AfterFile(i64),
+}
+
+/// Columns in export order.
+pub fn export_columns(
+    conn: &Connection,
+    order: ColumnOrder,
+    moment: Moment,
+) -> rusqlite::Result<Vec<Column>> {
+    let mut columns = match moment {
+        Moment::Now => catalog::live_columns(conn)?,
+        Moment::AfterFile(id) => catalog::columns_after(conn, id)?,
+    };
     if order == ColumnOrder::Sorted {
         columns.sort_by(|a, b| a.name.cmp(&b.name));
     }
@@ -57,27 +73,45 @@ pub fn export_columns(conn: &Connection, order: ColumnOrder) -> rusqlite::Result
 pub fn export(
     conn: &Connection,
     settings: &Settings,
+    moment: Moment,
     csv_path: &Path,
     meta_path: &Path,
 ) -> Result<Exported, ExportError> {
-    let columns = export_columns(conn, settings.column_order)?;
+    let columns = export_columns(conn, settings.column_order, moment)?;
     let names: Vec<String> = if columns.is_empty() {
         vec![settings.key_column.clone()]
     } else {
         columns.iter().map(|c| c.name.clone()).collect()
     };
     let (rows, checksum) = write_atomically(csv_path, |out| {
-        write_csv(conn, &columns, &names, settings.row_order, out)
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .quote_style(csv::QuoteStyle::Necessary)
+            .from_writer(out);
+        writer.write_record(&names)?;
+        let rows = match moment {
+            _ if columns.is_empty() => Ok(0),
+            Moment::Now => write_rows(conn, &columns, settings.row_order, &mut writer),
+            Moment::AfterFile(id) => {
+                write_rows_after(conn, &columns, settings.row_order, id, &mut writer)
+            }
+        }?;
+        writer.flush()?;
+        Ok(rows)
     })?;
 
-    let last_updated = ledger::last_applied_at(conn)?.unwrap_or_else(store::now);
+    let upto = match moment {
+        Moment::Now => i64::MAX,
+        Moment::AfterFile(id) => id,
+    };
+    let last_updated = ledger::last_applied_at(conn, upto)?.unwrap_or_else(store::now);
     let metadata = Metadata {
         last_updated,
         row_count: rows,
         column_count: names.len(),
         columns: &names,
         key_column: columns.iter().find(|c| c.is_key).map_or(&settings.key_column, |c| &c.name),
-        files_applied: ledger::files_applied(conn)?,
+        files_applied: ledger::files_applied(conn, upto)?,
         merged_file_xxh3_128: checksum.to_string(),
     };
     crate::fault::point("export-between");
@@ -88,22 +122,15 @@ pub fn export(
     Ok(Exported { rows, columns: names, checksum })
 }
 
-fn write_csv(
+type CsvOut<'w> = csv::Writer<&'w mut dyn Write>;
+
+/// Writes the stored rows, in `order`.
+fn write_rows(
     conn: &Connection,
     columns: &[Column],
-    names: &[String],
     order: RowOrder,
-    out: &mut dyn Write,
+    writer: &mut CsvOut,
 ) -> io::Result<u64> {
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .quote_style(csv::QuoteStyle::Necessary)
-        .from_writer(out);
-    writer.write_record(names)?;
-    if columns.is_empty() {
-        writer.flush()?;
-        return Ok(0);
-    }
     let select: Vec<String> = columns.iter().map(Column::physical).collect();
     let order_by = match order {
         RowOrder::Arrival => "seq",
@@ -126,7 +153,41 @@ fn write_csv(
         crate::fault::point("export-row");
         count += 1;
     }
-    writer.flush()?;
+    Ok(count)
+}
+
+/// Writes the rows as they stood right after ledger entry `file_id`, rebuilt from history.
+fn write_rows_after(
+    conn: &Connection,
+    columns: &[Column],
+    order: RowOrder,
+    file_id: i64,
+    writer: &mut CsvOut,
+) -> io::Result<u64> {
+    let order_by = match order {
+        RowOrder::Arrival => "t.seq",
+        RowOrder::Key => "last.key",
+    };
+    let sql = include_str!("../sql/as_of_rows.sql").replace("{order}", order_by);
+    let mut stmt = conn.prepare(&sql).map_err(io::Error::other)?;
+    let mut rows = stmt.query([file_id]).map_err(io::Error::other)?;
+    let mut record = csv::StringRecord::new();
+    let mut count = 0;
+    while let Some(row) = rows.next().map_err(io::Error::other)? {
+        let key: String = row.get(0).map_err(io::Error::other)?;
+        let vals: Option<String> = row.get(1).map_err(io::Error::other)?;
+        let mut values = vals.as_deref().map(records::decode_values).unwrap_or_default();
+        record.clear();
+        for column in columns {
+            if column.is_key {
+                record.push_field(&key);
+            } else {
+                record.push_field(values.remove(&column.id).as_deref().unwrap_or(""));
+            }
+        }
+        writer.write_record(&record)?;
+        count += 1;
+    }
     Ok(count)
 }
 

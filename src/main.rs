@@ -12,6 +12,7 @@ mod inbox;
 mod ingest;
 mod lock;
 mod logging;
+mod output;
 mod store;
 
 use std::path::PathBuf;
@@ -49,6 +50,14 @@ enum Command {
     Export(cmd::export::ExportArgs),
     /// Run the main job every few seconds until stopped
     Watch(cmd::watch::WatchArgs),
+    /// Run read-only SQL on the store (the data is the `records` view)
+    Query(cmd::query::QueryArgs),
+    /// Show the versions of one row, or which file set each of its values (--blame)
+    History(cmd::history::HistoryArgs),
+    /// List the files seen (the ledger), or show one with `files show NAME-or-ID`
+    Files(cmd::files::FilesArgs),
+    /// Summarise the store, the last run, the inbox and the exports
+    Status(cmd::status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +90,10 @@ fn run(cli: Cli) -> i32 {
         Some(Command::Run(args)) => cmd::run::execute(&settings, args),
         Some(Command::Export(args)) => cmd::export::execute(&settings, args),
         Some(Command::Watch(args)) => cmd::watch::execute(&settings, args),
+        Some(Command::Query(args)) => cmd::query::execute(&settings, args),
+        Some(Command::History(args)) => cmd::history::execute(&settings, args),
+        Some(Command::Files(args)) => cmd::files::execute(&settings, args),
+        Some(Command::Status(args)) => cmd::status::execute(&settings, args),
     };
     match result {
         Ok(status) => status,

@@ -1,7 +1,11 @@
 //! The subcommands, one file each: arguments first, then `execute`.
 
 pub mod export;
+pub mod files;
+pub mod history;
+pub mod query;
 pub mod run;
+pub mod status;
 pub mod watch;
 
 use std::io::Write;

@@ -358,6 +358,7 @@ impl<'a> Job<'a> {
         let report = export::export(
             &self.conn,
             self.settings,
+            export::Moment::Now,
             &self.settings.merged_file,
             &self.settings.metadata_file,
         )?;

@@ -118,6 +118,9 @@ pub fn apply(
     applied.counts.columns_added = added.len() as u64;
     applied.counts.columns_dropped = dropped.len() as u64;
     ledger::set_counts(conn, file_id, &applied.counts, &store::now())?;
+    if !settings.keep_history && store::get_meta(conn, "history_stops_at")?.is_none() {
+        store::set_meta(conn, "history_stops_at", &file_id.to_string())?;
+    }
     let (generation, _) = store::generations(conn)?;
     store::set_meta(conn, "data_generation", &(generation + 1).to_string())?;
     Ok(applied)
@@ -210,7 +213,7 @@ fn write_rows(
     applied: &mut Applied,
 ) -> Result<Vec<bool>, FileError> {
     let width = header.columns.len();
-    let mut writer = RecordWriter::new(conn, live, field_columns, file_id)?;
+    let mut writer = RecordWriter::new(conn, live, field_columns, file_id, settings.keep_history)?;
     let mut had_empty = vec![false; width];
     let counts = &mut applied.counts;
     while let Some(record) = csv.next_record()? {
@@ -267,7 +270,7 @@ fn check_row(header: &Header, fields: &[&str], line: u64) -> Result<(), InputErr
         return Err(if fields.len() < expected {
             err.at_column(fields.len() + 1, &header.columns[fields.len()].text)
         } else {
-            err.at_column(expected + 1, "(beyond the header)")
+            err.at_column(expected + 1, "")
         });
     }
     if fields[header.key_index].is_empty() {

@@ -38,6 +38,21 @@ pub fn live_columns(conn: &Connection) -> rusqlite::Result<Vec<Column>> {
     rows.collect()
 }
 
+/// The columns live right after ledger entry `file_id` was applied, key first.
+pub fn columns_after(conn: &Connection, file_id: i64) -> rusqlite::Result<Vec<Column>> {
+    let mut stmt = conn.prepare_cached(include_str!("../../sql/as_of_columns.sql"))?;
+    let rows = stmt.query_map([file_id], |r| {
+        Ok(Column {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            folded: r.get(2)?,
+            position: r.get(3)?,
+            is_key: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
 /// Adds a column to the catalog and, unless it is the key, a physical column for its values.
 pub fn add(
     conn: &Connection,
@@ -103,9 +118,7 @@ pub fn refresh_view(conn: &Connection, columns: &[Column]) -> rusqlite::Result<(
         .map(|c| format!("{} AS {}", c.physical(), quote_identifier(&c.name)))
         .collect();
     let select = if list.is_empty() { "key AS key".to_string() } else { list.join(", ") };
-    conn.execute_batch(&format!(
-        "DROP VIEW IF EXISTS records; CREATE VIEW records AS SELECT {select} FROM record_data;"
-    ))
+    conn.execute_batch(&include_str!("../../sql/records_view.sql").replace("{columns}", &select))
 }
 
 /// Quotes a name as an SQL identifier (double quotes, inner ones doubled).

@@ -159,13 +159,23 @@ pub fn pending_moves(conn: &Connection) -> rusqlite::Result<Vec<PendingMove>> {
     rows.collect()
 }
 
-pub fn files_applied(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT count(*) FROM ledger WHERE status = 'applied'", [], |r| r.get(0))
+/// How many files were applied up to ledger entry `upto` (`i64::MAX`: all).
+pub fn files_applied(conn: &Connection, upto: i64) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT count(*) FROM ledger WHERE status = 'applied' AND id <= ?1",
+        [upto],
+        |r| r.get(0),
+    )
 }
 
-/// The finish time of the last applied file: when the data last changed.
-pub fn last_applied_at(conn: &Connection) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT max(finished_at) FROM ledger WHERE status = 'applied'", [], |r| r.get(0))
+/// The finish time of the last applied file up to ledger entry `upto`: when the data last changed.
+pub fn last_applied_at(conn: &Connection, upto: i64) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT finished_at FROM ledger WHERE status = 'applied' AND id <= ?1 ORDER BY id DESC LIMIT 1",
+        [upto],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 pub fn start_run(conn: &Connection, dry_run: bool, now: &str) -> rusqlite::Result<i64> {
@@ -206,4 +216,46 @@ pub fn finish_run(
         ],
     )?;
     Ok(())
+}
+
+/// A ledger entry named on the command line by id or by file name.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: i64,
+    pub name: String,
+    pub status: String,
+    pub finished_at: String,
+}
+
+/// Finds a ledger entry by id (a number) or by file name (the latest entry with that name).
+pub fn find(conn: &Connection, spec: &str) -> rusqlite::Result<Option<Entry>> {
+    let row = |r: &rusqlite::Row| {
+        Ok(Entry { id: r.get(0)?, name: r.get(1)?, status: r.get(2)?, finished_at: r.get(3)? })
+    };
+    if let Ok(id) = spec.parse::<i64>() {
+        if let Some(entry) = conn
+            .query_row("SELECT id, name, status, finished_at FROM ledger WHERE id = ?1", [id], row)
+            .optional()?
+        {
+            return Ok(Some(entry));
+        }
+    }
+    conn.query_row(
+        "SELECT id, name, status, finished_at FROM ledger WHERE name = ?1
+         ORDER BY (status = 'applied') DESC, id DESC LIMIT 1",
+        [spec],
+        row,
+    )
+    .optional()
+}
+
+/// Applied entries, oldest first, with the time each finished.
+pub fn applied(conn: &Connection) -> rusqlite::Result<Vec<Entry>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, name, status, finished_at FROM ledger WHERE status = 'applied' ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Entry { id: r.get(0)?, name: r.get(1)?, status: r.get(2)?, finished_at: r.get(3)? })
+    })?;
+    rows.collect()
 }

@@ -5,9 +5,14 @@ use rusqlite::Connection;
 
 use super::StoreError;
 
-/// Every migration, in order; `user_version` is the number of them applied.
-const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_initial", include_str!("../../migrations/0001_initial.sql"))];
+/// Every migration, in order; `user_version` is the number of them applied. A migration may
+/// have a code step, run in the same transaction after its SQL.
+const MIGRATIONS: &[(&str, &str, Option<CodeStep>)] = &[
+    ("0001_initial", include_str!("../../migrations/0001_initial.sql"), None),
+    ("0002_history", include_str!("../../migrations/0002_history.sql"), Some(backfill_history)),
+];
+
+type CodeStep = fn(&Connection) -> rusqlite::Result<()>;
 
 /// The schema version this build writes.
 pub const LATEST: usize = MIGRATIONS.len();
@@ -19,12 +24,49 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if current > LATEST {
         return Err(StoreError::TooNew { found: current, known: LATEST });
     }
-    for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (index, (name, sql, code)) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql).map_err(|e| StoreError::Migration { name, error: e })?;
+        if let Some(code) = code {
+            code(&tx).map_err(|e| StoreError::Migration { name, error: e })?;
+        }
         tx.pragma_update(None, "user_version", (index + 1) as i64)?;
         tx.commit()?;
         tracing::info!(migration = name, "store schema migrated");
+    }
+    Ok(())
+}
+
+/// Fills the values of the versions made for rows stored before history existed.
+fn backfill_history(conn: &Connection) -> rusqlite::Result<()> {
+    // Past states before this point cannot be rebuilt: only the rows as they are now are known.
+    let last: Option<i64> = conn.query_row("SELECT max(id) FROM ledger", [], |r| r.get(0))?;
+    if let Some(last) = last {
+        super::set_meta(conn, "history_starts_after", &last.to_string())?;
+    }
+    let columns: Vec<super::catalog::Column> =
+        super::catalog::live_columns(conn)?.into_iter().filter(|c| !c.is_key).collect();
+    let ids: Vec<i64> = columns.iter().map(|c| c.id).collect();
+    let mut select = "SELECT key".to_string();
+    for column in &columns {
+        select.push_str(", ");
+        select.push_str(&column.physical());
+    }
+    select.push_str(" FROM record_data");
+    let mut stmt = conn.prepare(&select)?;
+    let mut update =
+        conn.prepare("UPDATE record_version SET vals = ?2 WHERE key = ?1 AND vals IS NULL")?;
+    let mut rows = stmt.query([])?;
+    let mut json = String::new();
+    while let Some(row) = rows.next()? {
+        let key: String = row.get(0)?;
+        let values: Vec<Option<String>> =
+            (1..=ids.len()).map(|i| row.get(i)).collect::<Result<_, _>>()?;
+        super::records::encode_values(
+            &mut json,
+            ids.iter().copied().zip(values.iter().map(|v| v.as_deref())),
+        );
+        update.execute(rusqlite::params![key, json])?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! Catalog, ledger and record queries live in the submodules.
 
 pub mod catalog;
+pub mod history;
 pub mod ledger;
 pub mod migrate;
 pub mod records;
@@ -51,22 +52,36 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Opens the store read-only, for commands that only look; `None` when there is no store yet.
+/// A store made by an older csv-watchdog is migrated once first (which needs write access).
 pub fn open_read_only(path: &Path) -> Result<Option<Connection>, StoreError> {
     if !path.exists() {
         return Ok(None);
     }
+    let conn = read_only(path)?;
+    let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if version > migrate::LATEST {
+        return Err(StoreError::TooNew { found: version, known: migrate::LATEST });
+    }
+    if version < migrate::LATEST {
+        drop(conn);
+        drop(open(path)?);
+        return Ok(Some(read_only(path)?));
+    }
+    Ok(Some(conn))
+}
+
+fn read_only(path: &Path) -> Result<Connection, StoreError> {
     let open_err = |error| StoreError::Open { path: path.to_path_buf(), error };
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(open_err)?;
-    configure(&conn).map_err(open_err)?;
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version as usize > migrate::LATEST {
-        return Err(StoreError::TooNew { found: version as usize, known: migrate::LATEST });
-    }
-    Ok(Some(conn))
+    conn.busy_timeout(Duration::from_secs(30)).map_err(open_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
 /// A fresh store in memory, for a dry run when no store file exists yet.

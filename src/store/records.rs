@@ -33,6 +33,11 @@ pub struct RecordWriter<'c> {
     first_seq: i64,
     next_seq: i64,
     file_id: i64,
+    /// Catalog ids of the live value columns, in the order of `slots`.
+    value_ids: Vec<i64>,
+    /// Whether each write is also kept in `record_version`.
+    history: bool,
+    json: String,
 }
 
 impl<'c> RecordWriter<'c> {
@@ -42,6 +47,7 @@ impl<'c> RecordWriter<'c> {
         live: &[Column],
         field_columns: &[&Column],
         file_id: i64,
+        history: bool,
     ) -> rusqlite::Result<Self> {
         let values: Vec<&Column> = live.iter().filter(|c| !c.is_key).collect();
         let slots: Vec<Option<usize>> =
@@ -90,6 +96,9 @@ impl<'c> RecordWriter<'c> {
             first_seq,
             next_seq: first_seq,
             file_id,
+            value_ids: values.iter().map(|c| c.id).collect(),
+            history,
+            json: String::new(),
         })
     }
 
@@ -108,6 +117,9 @@ impl<'c> RecordWriter<'c> {
             stmt.raw_bind_parameter(5 + offset, cell(fields[field]))?;
         }
         stmt.raw_execute()?;
+        if self.history {
+            self.keep_version(key, fields, line, seq, stored.as_ref())?;
+        }
         crate::fault::point("row");
         Ok(match stored {
             None => Change::Inserted,
@@ -117,6 +129,36 @@ impl<'c> RecordWriter<'c> {
             Some(Stored { same: true, .. }) => Change::Unchanged,
             Some(Stored { same: false, .. }) => Change::Updated,
         })
+    }
+
+    /// Records this write in `record_version`: the row's values after it, or NULL values for a
+    /// re-send that changed nothing.
+    fn keep_version(
+        &mut self,
+        key: &str,
+        fields: &[&str],
+        line: u64,
+        seq: i64,
+        stored: Option<&Stored>,
+    ) -> rusqlite::Result<()> {
+        let kind = match stored {
+            None => "insert",
+            Some(s) if s.same => "unchanged",
+            Some(_) => "update",
+        };
+        let vals = if kind == "unchanged" {
+            None
+        } else {
+            let values = self.slots.iter().map(|slot| slot.and_then(|i| cell(fields[i])));
+            encode_values(&mut self.json, self.value_ids.iter().copied().zip(values));
+            Some(self.json.as_str())
+        };
+        self.conn
+            .prepare_cached(
+                "INSERT INTO record_version (key, file_id, line, seq, kind, vals) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(rusqlite::params![key, self.file_id, line as i64, seq, kind, vals])?;
+        Ok(())
     }
 
     /// Looks up the stored row of `key` and whether the incoming fields equal it.
@@ -157,4 +199,27 @@ struct Stored {
 /// A field as stored: an empty cell is NULL, anything else its exact text.
 pub fn cell(field: &str) -> Option<&str> {
     if field.is_empty() { None } else { Some(field) }
+}
+
+/// Writes a row's values as a JSON object keyed by catalog id, leaving out NULLs:
+/// `{"3":"eu-west","7":"00501"}`.
+pub fn encode_values<'v>(out: &mut String, values: impl Iterator<Item = (i64, Option<&'v str>)>) {
+    out.clear();
+    out.push('{');
+    for (id, value) in values {
+        let Some(value) = value else { continue };
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(&format!("\"{id}\":"));
+        out.push_str(&serde_json::to_string(value).expect("a string always serialises"));
+    }
+    out.push('}');
+}
+
+/// Reads a values object written by [`encode_values`].
+pub fn decode_values(text: &str) -> std::collections::BTreeMap<i64, String> {
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(text).unwrap_or_default();
+    map.into_iter().filter_map(|(id, v)| Some((id.parse().ok()?, v))).collect()
 }

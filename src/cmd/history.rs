@@ -1,0 +1,118 @@
+//! `csv-watchdog history KEY`: the versions of one row, newest first, with the file that made
+//! each and the columns it changed; `--blame` shows which file last set each current value.
+
+use anyhow::{Result, bail};
+use serde_json::{Value, json};
+
+use crate::config::Settings;
+use crate::error::exit;
+use crate::output::{self, Format};
+use crate::store::{self, history};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct HistoryArgs {
+    /// The key of the row
+    pub key: String,
+    /// For each current value, the file (and line) that last set it
+    #[arg(long)]
+    pub blame: bool,
+    /// Output format [default: table on a terminal, csv otherwise]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+pub fn execute(settings: &Settings, args: &HistoryArgs) -> Result<i32> {
+    let Some(conn) = store::open_read_only(&settings.store_file)? else {
+        bail!(
+            "there is no store at {} yet; run `csv-watchdog run` first",
+            settings.store_file.display()
+        );
+    };
+    let versions = history::versions(&conn, &args.key)?;
+    if versions.is_empty() {
+        bail!(
+            "no row with key {:?} has ever been stored (keys compare exactly, case included)",
+            args.key
+        );
+    }
+    let names = history::column_names(&conn)?;
+    let name = |id: i64| names.get(&id).cloned().unwrap_or_else(|| format!("column {id}"));
+    let format = Format::or_default(args.format);
+
+    if args.blame {
+        let headers = strings(&["column", "value", "file", "file_id", "line", "applied_at"]);
+        let rows: Vec<Vec<Value>> = history::blame(&versions)
+            .into_iter()
+            .map(|(id, (v, value))| {
+                vec![
+                    json!(name(id)),
+                    json!(value),
+                    json!(v.file_name),
+                    json!(v.file_id),
+                    json!(v.line),
+                    json!(v.applied_at),
+                ]
+            })
+            .collect();
+        output::print(format, &headers, &rows)?;
+        return Ok(exit::OK);
+    }
+
+    let changes = history::changes(&versions);
+    if format == Format::Json || format == Format::Jsonl {
+        let list: Vec<Value> = changes
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(n, (v, changed))| {
+                json!({
+                    "version": n + 1,
+                    "kind": v.kind,
+                    "file": v.file_name,
+                    "file_id": v.file_id,
+                    "line": v.line,
+                    "applied_at": v.applied_at,
+                    "changes": changed.iter().map(|c| json!({"column": name(c.column_id), "old": c.old, "new": c.new})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let resent: Vec<Value> = versions
+            .iter()
+            .filter(|v| v.values.is_none())
+            .map(|v| json!({"file": v.file_name, "file_id": v.file_id, "applied_at": v.applied_at}))
+            .collect();
+        let doc = json!({"key": args.key, "versions": list, "resent_unchanged": resent});
+        crate::cmd::say(&serde_json::to_string_pretty(&doc)?);
+        return Ok(exit::OK);
+    }
+
+    let headers =
+        strings(&["version", "file", "file_id", "line", "applied_at", "column", "old", "new"]);
+    let mut rows = Vec::new();
+    for (n, (v, changed)) in changes.iter().enumerate().rev() {
+        for c in changed {
+            rows.push(vec![
+                json!(n + 1),
+                json!(v.file_name),
+                json!(v.file_id),
+                json!(v.line),
+                json!(v.applied_at),
+                json!(name(c.column_id)),
+                json!(c.old),
+                json!(c.new),
+            ]);
+        }
+    }
+    output::print(format, &headers, &rows)?;
+    let resent = versions.iter().filter(|v| v.values.is_none()).count();
+    if resent > 0 && format == Format::Table {
+        crate::cmd::say(&format!(
+            "(re-sent unchanged by {resent} later file(s); not counted as versions)"
+        ));
+    }
+    Ok(exit::OK)
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
