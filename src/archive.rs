@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-/// `<dir>/<name>.<YYYYmmddTHHMMSS.fff>`, with `.1`, `.2`… added if that name is taken, so an
-/// archived file is never overwritten. `reserved` holds destinations promised but not yet used.
-pub fn destination(dir: &Path, name: &str, reserved: &dyn Fn(&Path) -> bool) -> PathBuf {
+/// `<dir>/<name>.<YYYYmmddTHHMMSS.fff>` (local time), with `.1`, `.2`… added if that name is
+/// taken, so an archived file is never overwritten.
+pub fn destination(dir: &Path, name: &str) -> PathBuf {
     let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
     let base = dir.join(format!("{name}.{stamp}"));
-    let taken = |p: &Path| p.exists() || reserved(p) || reason_path(p).exists();
+    let taken = |p: &Path| p.exists() || reason_path(p).exists();
     if !taken(&base) {
         return base;
     }
@@ -91,4 +91,82 @@ pub fn write_reason(rejected: &Path, reason: &Reason) -> io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(&path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// A file found in the archive: its original name and the order it was archived in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Archived {
+    pub stamp: String,
+    pub suffix: u32,
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Splits `<name>.<YYYYmmddTHHMMSS.fff>[.<n>]` into (name, stamp, n).
+pub fn parse_archived_name(file_name: &str) -> Option<(String, String, u32)> {
+    let is_stamp = |s: &str| {
+        let b = s.as_bytes();
+        b.len() == 19
+            && b[8] == b'T'
+            && b[15] == b'.'
+            && b.iter().enumerate().all(|(i, c)| i == 8 || i == 15 || c.is_ascii_digit())
+    };
+    let split = |text: &str| -> Option<(String, String)> {
+        if text.len() < 21 || !text.is_char_boundary(text.len() - 20) {
+            return None;
+        }
+        let (head, stamp) = text.split_at(text.len() - 19);
+        let name = head.strip_suffix('.')?;
+        (is_stamp(stamp) && !name.is_empty()).then(|| (name.to_string(), stamp.to_string()))
+    };
+    if let Some((name, stamp)) = split(file_name) {
+        return Some((name, stamp, 0));
+    }
+    let (rest, n) = file_name.rsplit_once('.')?;
+    let n: u32 = n.parse().ok().filter(|_| n.bytes().all(|b| b.is_ascii_digit()))?;
+    let (name, stamp) = split(rest)?;
+    Some((name, stamp, n))
+}
+
+/// The archived files of `dir`, in the order they were archived.
+pub fn list_archived(dir: &Path) -> io::Result<Vec<Archived>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let is_reason =
+            file_name.strip_suffix(".json").is_some_and(|stem| parse_archived_name(stem).is_some());
+        if file_name.starts_with('.') || is_reason || !entry.file_type()?.is_file() {
+            continue;
+        }
+        match parse_archived_name(&file_name) {
+            Some((name, stamp, suffix)) => {
+                found.push(Archived { stamp, suffix, name, path: entry.path() })
+            }
+            None => tracing::warn!(file = %file_name, "not an archived file name; left alone"),
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archived_names_give_back_the_name_stamp_and_suffix() {
+        let p = parse_archived_name;
+        assert_eq!(
+            p("a.csv.20261204T160420.111"),
+            Some(("a.csv".into(), "20261204T160420.111".into(), 0))
+        );
+        assert_eq!(
+            p("a.csv.20261204T160420.111.2"),
+            Some(("a.csv".into(), "20261204T160420.111".into(), 2))
+        );
+        assert_eq!(p("x.20261204T160420.111.json"), None);
+        assert_eq!(p("20261204T160420.111"), None);
+        assert_eq!(p("notes.txt"), None);
+    }
 }

@@ -58,6 +58,10 @@ enum Command {
     Files(cmd::files::FilesArgs),
     /// Summarise the store, the last run, the inbox and the exports
     Status(cmd::status::StatusArgs),
+    /// Check the store, the archive, the rejected folder and the exports against each other
+    Verify(cmd::verify::VerifyArgs),
+    /// Build a new store from the archived files alone (for a lost or corrupt store)
+    Rebuild(cmd::rebuild::RebuildArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +98,8 @@ fn run(cli: Cli) -> i32 {
         Some(Command::History(args)) => cmd::history::execute(&settings, args),
         Some(Command::Files(args)) => cmd::files::execute(&settings, args),
         Some(Command::Status(args)) => cmd::status::execute(&settings, args),
+        Some(Command::Verify(args)) => cmd::verify::execute(&settings, args),
+        Some(Command::Rebuild(args)) => cmd::rebuild::execute(&settings, args),
     };
     match result {
         Ok(status) => status,

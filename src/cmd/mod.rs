@@ -4,8 +4,10 @@ pub mod export;
 pub mod files;
 pub mod history;
 pub mod query;
+pub mod rebuild;
 pub mod run;
 pub mod status;
+pub mod verify;
 pub mod watch;
 
 use std::io::Write;

@@ -67,11 +67,13 @@ pub fn execute(settings: &Settings, args: &RunArgs) -> Result<i32> {
 }
 
 /// One run's state: the store, the settings, and the totals so far.
-struct Job<'a> {
-    conn: Connection,
+pub(crate) struct Job<'a> {
+    pub conn: Connection,
     settings: &'a Settings,
     args: &'a RunArgs,
-    totals: RunTotals,
+    pub totals: RunTotals,
+    /// Rebuilding from the archive: files are already where they belong and stay there.
+    in_place: bool,
     /// Files whose ledger row is committed but whose move failed: not to be seen as new.
     unmoved: HashSet<(String, String)>,
 }
@@ -88,7 +90,23 @@ impl<'a> Job<'a> {
             conn.execute_batch("BEGIN")?;
         }
         store::check_key_column(&conn, &settings.key_column)?;
-        Ok(Job { conn, settings, args, totals: RunTotals::default(), unmoved: HashSet::new() })
+        Ok(Job::new(conn, settings, args, false))
+    }
+
+    pub fn new(
+        conn: Connection,
+        settings: &'a Settings,
+        args: &'a RunArgs,
+        in_place: bool,
+    ) -> Job<'a> {
+        Job {
+            conn,
+            settings,
+            args,
+            totals: RunTotals::default(),
+            in_place,
+            unmoved: HashSet::new(),
+        }
     }
 
     fn say(&self, line: &str) {
@@ -129,7 +147,7 @@ impl<'a> Job<'a> {
         Ok(())
     }
 
-    fn process(&mut self, run_id: i64, file: &Candidate) -> Result<()> {
+    pub fn process(&mut self, run_id: i64, file: &Candidate) -> Result<()> {
         let checksum = file.checksum.to_string();
         if self.unmoved.contains(&(file.name.clone(), checksum.clone())) {
             return Ok(());
@@ -139,7 +157,7 @@ impl<'a> Job<'a> {
         }
         let started_at = store::now();
         fault::point("file-start");
-        let destination = self.destination(&self.settings.archive_dir, &file.name);
+        let destination = self.destination(&self.settings.archive_dir, file);
         let outcome = {
             let sp = self.conn.savepoint()?;
             let file_id = ledger::insert(
@@ -185,8 +203,11 @@ impl<'a> Job<'a> {
         }
     }
 
-    fn destination(&self, dir: &Path, name: &str) -> PathBuf {
-        archive::destination(dir, name, &|_| false)
+    fn destination(&self, dir: &Path, file: &Candidate) -> PathBuf {
+        if self.in_place {
+            return file.path.clone();
+        }
+        archive::destination(dir, &file.name)
     }
 
     fn finish_applied(
@@ -247,6 +268,10 @@ impl<'a> Job<'a> {
 
     /// Moves a file whose ledger row is committed, then confirms the move in the ledger.
     fn move_out(&mut self, file: &Candidate, file_id: i64, destination: &Path) -> Result<()> {
+        if file.path == destination {
+            ledger::mark_moved(&self.conn, file_id, &store::now())?;
+            return Ok(());
+        }
         if let Err(e) = archive::move_file(&file.path, destination) {
             tracing::error!(file = %file.name, "cannot move the file: {e}");
             eprintln!(
@@ -274,7 +299,7 @@ impl<'a> Job<'a> {
         tracing::error!("rejected {text}");
         let verb = if self.args.dry_run { "would reject" } else { "rejected" };
         eprintln!("csv-watchdog: {verb} {text}");
-        let destination = self.destination(&self.settings.rejected_dir, &file.name);
+        let destination = self.destination(&self.settings.rejected_dir, file);
         let file_id = {
             let sp = self.conn.savepoint()?;
             let id = ledger::insert(
@@ -319,7 +344,7 @@ impl<'a> Job<'a> {
         when: &str,
     ) -> Result<()> {
         self.totals.duplicate += 1;
-        let destination = self.destination(&self.settings.archive_dir, &file.name);
+        let destination = self.destination(&self.settings.archive_dir, file);
         let file_id = {
             let sp = self.conn.savepoint()?;
             let id = ledger::insert(
@@ -349,10 +374,14 @@ impl<'a> Job<'a> {
 
     /// Writes the master CSV and metadata when the store changed since they were last written,
     /// or when either is missing.
-    fn export_if_needed(&mut self) -> Result<bool> {
+    pub fn export_if_needed(&mut self) -> Result<bool> {
         let (data, exported) = store::generations(&self.conn)?;
         let missing = !self.settings.merged_file.exists() || !self.settings.metadata_file.exists();
         if data == exported && !missing {
+            return Ok(false);
+        }
+        if data == 0 {
+            // No file was ever applied: there is no dataset to write yet.
             return Ok(false);
         }
         let report = export::export(

@@ -32,11 +32,25 @@ struct ByteScan {
     utf8_tail: Vec<u8>,
     fault: Option<InputError>,
     hasher: Xxh3,
+    delimiter: u8,
+    bom: bool,
+    /// Inside a quoted field, as the CSV parser would be.
+    in_quotes: bool,
+    /// A quote inside a quoted field ended the last chunk: the next byte says whether it closed.
+    quote_pending: bool,
+    quote_opened_at: u64,
+    prev_byte: Option<u8>,
 }
 
 impl ByteScan {
-    fn new() -> ByteScan {
+    fn new(delimiter: u8) -> ByteScan {
         ByteScan {
+            delimiter,
+            bom: false,
+            in_quotes: false,
+            quote_pending: false,
+            quote_opened_at: 0,
+            prev_byte: None,
             offset: 0,
             line_starts: VecDeque::new(),
             lines_before: 0,
@@ -73,54 +87,109 @@ impl ByteScan {
         self.lines_seen + scratch.starts + 1
     }
 
-    fn scan(&mut self, chunk: &[u8]) {
+    /// Checks, hashes and line-counts a chunk; returns how many of its bytes come before the
+    /// first fault (all of them when there is none), so the parser sees the file up to the fault
+    /// and the fault is placed in the record that holds it.
+    fn scan(&mut self, chunk: &[u8]) -> usize {
         self.hasher.update(chunk);
-        if self.offset == 0
-            && (chunk.starts_with(&[0xFF, 0xFE]) || chunk.starts_with(&[0xFE, 0xFF]))
-        {
-            self.fault = Some(
-                InputError::new(
-                    Rule::Encoding,
-                    "the file is UTF-16 (it starts with a UTF-16 byte-order mark), not UTF-8; \
-                     save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)",
-                )
-                .at_line(1),
-            );
-            return;
+        if self.offset == 0 {
+            self.bom = chunk.starts_with(&[0xEF, 0xBB, 0xBF]);
         }
-        if let Some(index) = memchr::memchr(0, chunk) {
-            let line = self.line_in_chunk(chunk, index);
-            let at = self.offset + index as u64;
-            self.fault = Some(
-                InputError::new(
-                    Rule::NulByte,
-                    format!("NUL byte (0x00) at byte offset {at}; CSV text cannot hold NUL"),
-                )
-                .at_line(line),
-            );
-            return;
-        }
-        let tail_before = self.utf8_tail.len() as u64;
-        if let Err(index) = self.check_utf8(chunk) {
-            let line = self.line_in_chunk(chunk, index);
-            let carried = if index == 0 { tail_before } else { 0 };
-            let at = self.offset + index as u64 - carried;
-            self.fault = Some(
-                InputError::new(
-                    Rule::Encoding,
-                    format!("not valid UTF-8 at byte offset {at}; save the file as UTF-8"),
-                )
-                .at_line(line),
-            );
-            return;
-        }
+        let (valid, fault) = self.find_fault(chunk);
+        let good = &chunk[..valid];
+        self.track_quotes(good);
         let mut counter = LineCounter { pending_cr: self.pending_cr, starts: 0 };
         let starts = &mut self.line_starts;
         counter
-            .feed(chunk, self.offset, |start, break_start| starts.push_back((start, break_start)));
+            .feed(good, self.offset, |start, break_start| starts.push_back((start, break_start)));
         self.pending_cr = counter.pending_cr;
         self.lines_seen += counter.starts;
-        self.offset += chunk.len() as u64;
+        self.offset += valid as u64;
+        self.fault = fault;
+        valid
+    }
+
+    /// The first byte-level fault in `chunk`: where it is and what it is.
+    fn find_fault(&mut self, chunk: &[u8]) -> (usize, Option<InputError>) {
+        if self.offset == 0
+            && (chunk.starts_with(&[0xFF, 0xFE]) || chunk.starts_with(&[0xFE, 0xFF]))
+        {
+            let error = InputError::new(
+                Rule::Encoding,
+                "the file is UTF-16 (it starts with a UTF-16 byte-order mark), not UTF-8; \
+                 save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)",
+            );
+            return (0, Some(error));
+        }
+        let nul = memchr::memchr(0, chunk);
+        let scope = &chunk[..nul.unwrap_or(chunk.len())];
+        let tail_before = self.utf8_tail.len() as u64;
+        if let Err(index) = self.check_utf8(scope) {
+            let carried = if index == 0 { tail_before } else { 0 };
+            let at = self.offset + index as u64 - carried;
+            let line = self.line_in_chunk(chunk, index);
+            let message = format!(
+                "not valid UTF-8 at byte offset {at} (physical line {line}); save the file as UTF-8"
+            );
+            return (index, Some(InputError::new(Rule::Encoding, message)));
+        }
+        match nul {
+            Some(index) => {
+                let at = self.offset + index as u64;
+                let line = self.line_in_chunk(chunk, index);
+                let message = format!(
+                    "NUL byte (0x00) at byte offset {at} (physical line {line}); CSV text cannot hold NUL"
+                );
+                (index, Some(InputError::new(Rule::NulByte, message)))
+            }
+            None => (chunk.len(), None),
+        }
+    }
+
+    /// Follows quoting as the CSV parser does, only to notice a quoted field that never closes:
+    /// a quote opens a field only at the start of a field; inside, `""` is a quote and a lone
+    /// `"` closes it.
+    fn track_quotes(&mut self, chunk: &[u8]) {
+        let mut skip_next = false;
+        if self.quote_pending && !chunk.is_empty() {
+            self.quote_pending = false;
+            if chunk[0] == b'"' {
+                skip_next = true;
+            } else {
+                self.in_quotes = false;
+            }
+        }
+        let mut skip_until = if skip_next { 1 } else { 0 };
+        for index in memchr::memchr_iter(b'"', chunk) {
+            if index < skip_until {
+                continue;
+            }
+            if self.in_quotes {
+                match chunk.get(index + 1) {
+                    // An escaped quote: the next byte is consumed with this one.
+                    Some(b'"') => skip_until = index + 2,
+                    Some(_) => self.in_quotes = false,
+                    None => self.quote_pending = true,
+                }
+            } else if self.opens_field(chunk, index) {
+                self.in_quotes = true;
+                self.quote_opened_at = self.offset + index as u64;
+            }
+        }
+        if let Some(&last) = chunk.last() {
+            self.prev_byte = Some(last);
+        }
+    }
+
+    fn opens_field(&self, chunk: &[u8], index: usize) -> bool {
+        let at = self.offset + index as u64;
+        let before = if index > 0 { Some(chunk[index - 1]) } else { self.prev_byte };
+        let after_bom = at == 3 && self.bom;
+        match before {
+            None => true,
+            Some(_) if after_bom => true,
+            Some(b) => b == self.delimiter || b == b'\n' || b == b'\r',
+        }
     }
 
     /// Validates `chunk` as the continuation of the UTF-8 text so far. On failure, the index in
@@ -160,6 +229,14 @@ impl ByteScan {
                 )
                 .at_line(self.lines_seen + 1),
             );
+        }
+        if self.in_quotes && !self.quote_pending && self.fault.is_none() {
+            let message = format!(
+                "the quoted field opened at byte offset {} never closes (a stray or missing quote, \
+                 or the file was cut short)",
+                self.quote_opened_at
+            );
+            self.fault = Some(InputError::new(Rule::Malformed, message));
         }
     }
 }
@@ -217,17 +294,21 @@ struct CheckedRead<R> {
 
 impl<R: Read> Read for CheckedRead<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let fault = || io::Error::new(io::ErrorKind::InvalidData, "input fault");
+        if self.scan.borrow().fault.is_some() {
+            return Err(fault());
+        }
         let n = self.inner.read(buf)?;
         let mut scan = self.scan.borrow_mut();
         if n == 0 {
             scan.finish();
-        } else {
-            scan.scan(&buf[..n]);
+            return if scan.fault.is_some() { Err(fault()) } else { Ok(0) };
         }
-        if scan.fault.is_some() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "input fault"));
+        // The bytes before a fault go to the parser; the fault itself comes with the next read.
+        match scan.scan(&buf[..n]) {
+            0 if scan.fault.is_some() => Err(fault()),
+            valid => Ok(valid),
         }
-        Ok(n)
     }
 }
 
@@ -257,11 +338,13 @@ pub struct CsvFile {
     reader: csv::Reader<CheckedRead<File>>,
     scan: Rc<RefCell<ByteScan>>,
     record: csv::ByteRecord,
+    /// Where the parse of the next record starts: right after the last record handed out.
+    next_start: u64,
 }
 
 impl CsvFile {
     pub fn open(path: &Path, delimiter: u8) -> io::Result<CsvFile> {
-        let scan = Rc::new(RefCell::new(ByteScan::new()));
+        let scan = Rc::new(RefCell::new(ByteScan::new(delimiter)));
         let file = File::open(path)?;
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -269,22 +352,18 @@ impl CsvFile {
             .delimiter(delimiter)
             .buffer_capacity(64 * 1024)
             .from_reader(CheckedRead { inner: file, scan: Rc::clone(&scan) });
-        Ok(CsvFile { reader, scan, record: csv::ByteRecord::new() })
+        Ok(CsvFile { reader, scan, record: csv::ByteRecord::new(), next_start: 0 })
     }
 
     /// The next record with its starting line, or `None` at the end of the file.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, ReadError> {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(true) => {}
-            Ok(false) => {
-                if let Some(fault) = self.scan.borrow_mut().fault.take() {
-                    return Err(ReadError::Input(fault));
-                }
-                return Ok(None);
-            }
+            Ok(false) => return Ok(None),
             Err(e) => return Err(self.convert(e)),
         }
         let start = self.record.position().map_or(0, |p| p.byte());
+        self.next_start = self.reader.position().byte();
         let line = self.scan.borrow_mut().line_of(start);
         let mut fields = Vec::with_capacity(self.record.len());
         for (index, raw) in self.record.iter().enumerate() {
@@ -299,9 +378,13 @@ impl CsvFile {
     }
 
     fn convert(&self, e: csv::Error) -> ReadError {
-        if let Some(fault) = self.scan.borrow_mut().fault.take() {
-            return ReadError::Input(fault);
+        let mut scan = self.scan.borrow_mut();
+        if let Some(fault) = scan.fault.take() {
+            // The record being parsed holds the fault: name the line where it starts.
+            let line = scan.line_of(self.next_start);
+            return ReadError::Input(fault.at_line(line));
         }
+        drop(scan);
         match e.into_kind() {
             csv::ErrorKind::Io(io) => ReadError::Io(io),
             other => ReadError::Input(InputError::new(Rule::Malformed, format!("{other:?}"))),
@@ -363,6 +446,30 @@ mod tests {
     fn nul_byte_names_its_line() {
         let Err(ReadError::Input(e)) = records(b"k,v\nx,1\ny,\x00\n") else { panic!() };
         assert_eq!((e.rule, e.line), (Rule::NulByte, Some(3)));
+    }
+
+    #[test]
+    fn a_fault_inside_a_multi_line_field_names_the_line_where_the_record_starts() {
+        let Err(ReadError::Input(e)) = records(b"k,v\nx,\"one\ncaf\xe9\"\n") else { panic!() };
+        assert_eq!((e.rule, e.line), (Rule::Encoding, Some(2)));
+        assert!(e.message.contains("physical line 3"), "{}", e.message);
+        let Err(ReadError::Input(e)) = records(b"k,v\ny,1\nx,\"a\nb\x00\"\n") else { panic!() };
+        assert_eq!((e.rule, e.line), (Rule::NulByte, Some(3)));
+    }
+
+    #[test]
+    fn a_quoted_field_that_never_closes_is_malformed_at_its_record() {
+        let Err(ReadError::Input(e)) = records(b"k,v\nx,\"abc\ny,2\nz,3\n") else { panic!() };
+        assert_eq!((e.rule, e.line), (Rule::Malformed, Some(2)));
+        assert!(e.message.contains("byte offset 6"), "{}", e.message);
+    }
+
+    #[test]
+    fn quotes_inside_fields_and_escaped_quotes_are_not_unclosed() {
+        let got = records(b"k,v\nx,5\" screen\ny,\"say \"\"hi\"\"\"\nz,\"a\"b\n").unwrap();
+        assert_eq!(got[1].1[1], "5\" screen");
+        assert_eq!(got[2].1[1], "say \"hi\"");
+        assert_eq!(got[3].1[1], "ab");
     }
 
     #[test]

@@ -91,16 +91,29 @@ pub fn set_error(
     error: &InputError,
     text: &str,
 ) -> rusqlite::Result<()> {
+    let reason = Reason {
+        rule: error.rule.as_str().to_string(),
+        line: error.line.map(|l| l as i64),
+        column: error.column.as_ref().map(|c| c.name.clone()),
+        text: text.to_string(),
+    };
+    set_reason(conn, id, &reason)
+}
+
+/// Why a file was rejected, as the ledger and the rejection JSON hold it.
+#[derive(Debug, Clone)]
+pub struct Reason {
+    pub rule: String,
+    pub line: Option<i64>,
+    pub column: Option<String>,
+    pub text: String,
+}
+
+pub fn set_reason(conn: &Connection, id: i64, reason: &Reason) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE ledger SET rule = ?2, line = ?3, column_name = ?4, error = ?5 WHERE id = ?1",
     )?
-    .execute(params![
-        id,
-        error.rule.as_str(),
-        error.line.map(|l| l as i64),
-        error.column.as_ref().map(|c| c.name.clone()),
-        text
-    ])?;
+    .execute(params![id, reason.rule, reason.line, reason.column, reason.text])?;
     Ok(())
 }
 
