@@ -912,8 +912,6 @@ fn rejects_invalid_utf8_after_a_multi_line_record_naming_its_physical_line() {
 /// LOG.md: "For a record that spans several physical lines, it is the line where the record
 /// starts." The bad byte here is on physical line 3, inside a record that starts on line 2.
 #[test]
-#[ignore = "BUG: a byte fault inside a multi-line record names the byte's line (3), not the \
-            line where the record starts (2)"]
 fn rejects_invalid_utf8_inside_a_multi_line_field_naming_the_record_start_line() {
     let name = "C17_invalid_utf8_inside_multiline_field.csv";
     let at = data_bytes(name).iter().position(|&b| b == 0xE9).unwrap();
@@ -998,8 +996,6 @@ fn rejects_nul_byte_in_the_header_without_creating_a_column() {
 
 /// As for invalid UTF-8: the line of a record spanning several lines is its first line.
 #[test]
-#[ignore = "BUG: a NUL inside a multi-line record names the byte's line (3), not the line \
-            where the record starts (2)"]
 fn rejects_nul_byte_inside_a_multi_line_field_naming_the_record_start_line() {
     let name = "C18_nul_inside_multiline_field.csv";
     let (sb, error) = reject_case(&data(name), name, "nul_byte", Some(2), json!({}));
