@@ -60,10 +60,10 @@ fn copy_then_remove(from: &Path, to: &Path) -> io::Result<()> {
 
 /// Makes a rename durable by syncing the folder that holds the new name.
 pub fn sync_dir(path: &Path) -> io::Result<()> {
-    if let Some(parent) = path.parent() {
-        if let Ok(dir) = fs::File::open(parent) {
-            dir.sync_all().ok();
-        }
+    if let Some(parent) = path.parent()
+        && let Ok(dir) = fs::File::open(parent)
+    {
+        dir.sync_all().ok();
     }
     Ok(())
 }

@@ -31,9 +31,10 @@ fn armed() -> Option<&'static Armed> {
 
 /// Aborts the process if this point is armed and reached for the configured time.
 pub fn point(name: &str) {
-    if let Some(armed) = armed() {
-        if armed.point == name && armed.seen.fetch_add(1, Ordering::Relaxed) + 1 == armed.nth {
-            std::process::abort();
-        }
+    if let Some(armed) = armed()
+        && armed.point == name
+        && armed.seen.fetch_add(1, Ordering::Relaxed) + 1 == armed.nth
+    {
+        std::process::abort();
     }
 }

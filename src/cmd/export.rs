@@ -132,19 +132,19 @@ fn check_history_covers(conn: &rusqlite::Connection, file_id: i64) -> Result<()>
     let meta = |name| -> Result<Option<i64>> {
         Ok(store::get_meta(conn, name)?.and_then(|v| v.parse().ok()))
     };
-    if let Some(stops) = meta("history_stops_at")? {
-        if file_id >= stops {
-            bail!(
-                "row history was off (keep_history: false) from ledger entry {stops} on, so the state after entry {file_id} cannot be rebuilt"
-            );
-        }
+    if let Some(stops) = meta("history_stops_at")?
+        && file_id >= stops
+    {
+        bail!(
+            "row history was off (keep_history: false) from ledger entry {stops} on, so the state after entry {file_id} cannot be rebuilt"
+        );
     }
-    if let Some(starts) = meta("history_starts_after")? {
-        if file_id < starts {
-            bail!(
-                "row history starts after ledger entry {starts} (the store was upgraded then), so the state after entry {file_id} cannot be rebuilt"
-            );
-        }
+    if let Some(starts) = meta("history_starts_after")?
+        && file_id < starts
+    {
+        bail!(
+            "row history starts after ledger entry {starts} (the store was upgraded then), so the state after entry {file_id} cannot be rebuilt"
+        );
     }
     Ok(())
 }

@@ -63,10 +63,10 @@ pub fn execute(settings: &Settings, args: &FilesArgs) -> Result<i32> {
         if args.status.as_deref().is_some_and(|s| values[status_at] != json!(s)) {
             continue;
         }
-        if let (Some(since), Some(at)) = (since, values[started_at].as_str()) {
-            if DateTime::parse_from_rfc3339(at).is_ok_and(|at| at < since) {
-                continue;
-            }
+        if let (Some(since), Some(at)) = (since, values[started_at].as_str())
+            && DateTime::parse_from_rfc3339(at).is_ok_and(|at| at < since)
+        {
+            continue;
         }
         table.push(values);
     }

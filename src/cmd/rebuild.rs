@@ -34,10 +34,7 @@ pub fn execute(settings: &Settings, args: &RebuildArgs) -> Result<i32> {
     }
     let files = archive::list_archived(&settings.archive_dir)
         .with_context(|| format!("cannot list the archive {}", settings.archive_dir.display()))?;
-    let rejected = match archive::list_archived(&settings.rejected_dir) {
-        Ok(found) => found,
-        Err(_) => Vec::new(),
-    };
+    let rejected = archive::list_archived(&settings.rejected_dir).unwrap_or_default();
     let building = sibling(target, ".rebuilding");
     remove_store_files(&building)?;
 

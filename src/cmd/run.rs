@@ -465,10 +465,10 @@ fn remove_stray_temps(target: &Path) {
     let prefix = export::temp_prefix(target);
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            if std::fs::remove_file(entry.path()).is_ok() {
-                tracing::info!(file = %entry.path().display(), "removed a temporary export left by an interrupted run");
-            }
+        if entry.file_name().to_string_lossy().starts_with(&prefix)
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            tracing::info!(file = %entry.path().display(), "removed a temporary export left by an interrupted run");
         }
     }
 }

@@ -106,14 +106,14 @@ fn missing_key_message(columns: &[ColumnName], raw: &[&str], key_column: &str) -
     if let Some(guess) = closest(columns, &key_folded) {
         message.push_str(&format!("; did you mean {guess:?}? (set key_column in the config)"));
     }
-    if columns.len() == 1 {
-        if let Some(sep) = [';', '\t', '|'].into_iter().find(|s| columns[0].text.contains(*s)) {
-            message.push_str(&format!(
-                "; the header looks {}-separated: set csv_delimiter to {:?}",
-                if sep == '\t' { "tab".to_string() } else { format!("'{sep}'") },
-                sep.to_string()
-            ));
-        }
+    if columns.len() == 1
+        && let Some(sep) = [';', '\t', '|'].into_iter().find(|s| columns[0].text.contains(*s))
+    {
+        message.push_str(&format!(
+            "; the header looks {}-separated: set csv_delimiter to {:?}",
+            if sep == '\t' { "tab".to_string() } else { format!("'{sep}'") },
+            sep.to_string()
+        ));
     }
     message
 }

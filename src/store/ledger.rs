@@ -245,13 +245,12 @@ pub fn find(conn: &Connection, spec: &str) -> rusqlite::Result<Option<Entry>> {
     let row = |r: &rusqlite::Row| {
         Ok(Entry { id: r.get(0)?, name: r.get(1)?, status: r.get(2)?, finished_at: r.get(3)? })
     };
-    if let Ok(id) = spec.parse::<i64>() {
-        if let Some(entry) = conn
+    if let Ok(id) = spec.parse::<i64>()
+        && let Some(entry) = conn
             .query_row("SELECT id, name, status, finished_at FROM ledger WHERE id = ?1", [id], row)
             .optional()?
-        {
-            return Ok(Some(entry));
-        }
+    {
+        return Ok(Some(entry));
     }
     conn.query_row(
         "SELECT id, name, status, finished_at FROM ledger WHERE name = ?1
