@@ -165,7 +165,7 @@ fn write_rows_after(
     writer: &mut CsvOut,
 ) -> io::Result<u64> {
     let order_by = match order {
-        RowOrder::Arrival => "t.seq",
+        RowOrder::Arrival => "last.touch",
         RowOrder::Key => "last.key",
     };
     let sql = include_str!("../sql/as_of_rows.sql").replace("{order}", order_by);
@@ -175,8 +175,9 @@ fn write_rows_after(
     let mut count = 0;
     while let Some(row) = rows.next().map_err(io::Error::other)? {
         let key: String = row.get(0).map_err(io::Error::other)?;
-        let vals: Option<String> = row.get(1).map_err(io::Error::other)?;
-        let mut values = vals.as_deref().map(records::decode_values).unwrap_or_default();
+        let vals: String = row.get(1).map_err(io::Error::other)?;
+        let column_ids: String = row.get(2).map_err(io::Error::other)?;
+        let mut values = records::decode_fields(&vals, &column_ids);
         record.clear();
         for column in columns {
             if column.is_key {

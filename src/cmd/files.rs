@@ -104,7 +104,7 @@ fn show(conn: &rusqlite::Connection, spec: &str, format: Format) -> Result<i32> 
 /// The keys a file wrote with this kind of change, in file order.
 fn keys(conn: &rusqlite::Connection, file_id: i64, kind: &str) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare(
-        "SELECT DISTINCT key FROM record_version WHERE file_id = ?1 AND kind = ?2 ORDER BY id",
+        "SELECT key FROM record_version WHERE file_id = ?1 AND kind = ?2 GROUP BY key ORDER BY min(seq)",
     )?;
     let rows = stmt.query_map(rusqlite::params![file_id, kind], |r| r.get(0))?;
     rows.collect()

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::Connection;
 
-use super::records::decode_values;
+use super::records::decode_fields;
 
 /// One write of a row.
 #[derive(Debug, Clone)]
@@ -31,9 +31,10 @@ pub fn versions(conn: &Connection, key: &str) -> rusqlite::Result<Vec<Version>> 
     let mut stmt = conn.prepare_cached(include_str!("../../sql/history.sql"))?;
     let rows = stmt.query_map([key], |r| {
         let vals: Option<String> = r.get(1)?;
+        let column_ids: Option<String> = r.get(6)?;
         Ok(Version {
             kind: r.get(0)?,
-            values: vals.as_deref().map(decode_values),
+            values: vals.as_deref().map(|v| decode_fields(v, column_ids.as_deref().unwrap_or(""))),
             line: r.get(2)?,
             file_id: r.get(3)?,
             file_name: r.get(4)?,

@@ -37,7 +37,8 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Fills the values of the versions made for rows stored before history existed.
+/// Fills the values of the versions made for rows stored before history existed: every live
+/// value column, registered as the field list of each file that wrote a stored row.
 fn backfill_history(conn: &Connection) -> rusqlite::Result<()> {
     // Past states before this point cannot be rebuilt: only the rows as they are now are known.
     let last: Option<i64> = conn.query_row("SELECT max(id) FROM ledger", [], |r| r.get(0))?;
@@ -46,7 +47,11 @@ fn backfill_history(conn: &Connection) -> rusqlite::Result<()> {
     }
     let columns: Vec<super::catalog::Column> =
         super::catalog::live_columns(conn)?.into_iter().filter(|c| !c.is_key).collect();
-    let ids: Vec<i64> = columns.iter().map(|c| c.id).collect();
+    let ids: Vec<String> = columns.iter().map(|c| c.id.to_string()).collect();
+    conn.execute(
+        "INSERT INTO file_columns (file_id, column_ids) SELECT DISTINCT file_id, ?1 FROM record_data",
+        [ids.join(",")],
+    )?;
     let mut select = "SELECT key".to_string();
     for column in &columns {
         select.push_str(", ");
@@ -54,19 +59,14 @@ fn backfill_history(conn: &Connection) -> rusqlite::Result<()> {
     }
     select.push_str(" FROM record_data");
     let mut stmt = conn.prepare(&select)?;
-    let mut update =
-        conn.prepare("UPDATE record_version SET vals = ?2 WHERE key = ?1 AND vals IS NULL")?;
+    let mut update = conn.prepare("UPDATE record_version SET vals = ?2 WHERE key = ?1 AND vals IS NULL")?;
     let mut rows = stmt.query([])?;
-    let mut json = String::new();
+    let mut encoded = String::new();
     while let Some(row) = rows.next()? {
         let key: String = row.get(0)?;
-        let values: Vec<Option<String>> =
-            (1..=ids.len()).map(|i| row.get(i)).collect::<Result<_, _>>()?;
-        super::records::encode_values(
-            &mut json,
-            ids.iter().copied().zip(values.iter().map(|v| v.as_deref())),
-        );
-        update.execute(rusqlite::params![key, json])?;
+        let values: Vec<Option<String>> = (1..=columns.len()).map(|i| row.get(i)).collect::<Result<_, _>>()?;
+        super::records::encode_fields(&mut encoded, values.iter().map(|v| v.as_deref()));
+        update.execute(rusqlite::params![key, encoded])?;
     }
     Ok(())
 }

@@ -33,11 +33,9 @@ pub struct RecordWriter<'c> {
     first_seq: i64,
     next_seq: i64,
     file_id: i64,
-    /// Catalog ids of the live value columns, in the order of `slots`.
-    value_ids: Vec<i64>,
     /// Whether each write is also kept in `record_version`.
     history: bool,
-    json: String,
+    encoded: String,
 }
 
 impl<'c> RecordWriter<'c> {
@@ -86,6 +84,12 @@ impl<'c> RecordWriter<'c> {
 
         let first_seq: i64 =
             conn.query_row("SELECT coalesce(max(seq), 0) + 1 FROM record_data", [], |r| r.get(0))?;
+        if history {
+            let ids: Vec<String> =
+                values.iter().zip(&slots).filter(|(_, slot)| slot.is_some()).map(|(c, _)| c.id.to_string()).collect();
+            conn.prepare_cached("INSERT INTO file_columns (file_id, column_ids) VALUES (?1, ?2)")?
+                .execute(rusqlite::params![file_id, ids.join(",")])?;
+        }
         Ok(RecordWriter {
             conn,
             select_sql,
@@ -96,9 +100,8 @@ impl<'c> RecordWriter<'c> {
             first_seq,
             next_seq: first_seq,
             file_id,
-            value_ids: values.iter().map(|c| c.id).collect(),
             history,
-            json: String::new(),
+            encoded: String::new(),
         })
     }
 
@@ -131,8 +134,8 @@ impl<'c> RecordWriter<'c> {
         })
     }
 
-    /// Records this write in `record_version`: the row's values after it, or NULL values for a
-    /// re-send that changed nothing.
+    /// Records this write in `record_version`: the file's value fields for the row, or no
+    /// values for a re-send that changed nothing.
     fn keep_version(
         &mut self,
         key: &str,
@@ -149,15 +152,14 @@ impl<'c> RecordWriter<'c> {
         let vals = if kind == "unchanged" {
             None
         } else {
-            let values = self.slots.iter().map(|slot| slot.and_then(|i| cell(fields[i])));
-            encode_values(&mut self.json, self.value_ids.iter().copied().zip(values));
-            Some(self.json.as_str())
+            encode_fields(&mut self.encoded, self.inserted_fields.iter().map(|&i| cell(fields[i])));
+            Some(self.encoded.as_str())
         };
         self.conn
             .prepare_cached(
-                "INSERT INTO record_version (key, file_id, line, seq, kind, vals) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO record_version (key, seq, file_id, line, kind, vals) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute(rusqlite::params![key, self.file_id, line as i64, seq, kind, vals])?;
+            .execute(rusqlite::params![key, seq, self.file_id, line as i64, kind, vals])?;
         Ok(())
     }
 
@@ -201,25 +203,33 @@ pub fn cell(field: &str) -> Option<&str> {
     if field.is_empty() { None } else { Some(field) }
 }
 
-/// Writes a row's values as a JSON object keyed by catalog id, leaving out NULLs:
-/// `{"3":"eu-west","7":"00501"}`.
-pub fn encode_values<'v>(out: &mut String, values: impl Iterator<Item = (i64, Option<&'v str>)>) {
+/// Writes a row's value fields as one CSV record (an empty field for NULL; quoted only when a
+/// field holds a comma, a quote or a line break).
+pub fn encode_fields<'v>(out: &mut String, values: impl Iterator<Item = Option<&'v str>>) {
     out.clear();
-    out.push('{');
-    for (id, value) in values {
-        let Some(value) = value else { continue };
-        if out.len() > 1 {
+    for (index, value) in values.enumerate() {
+        if index > 0 {
             out.push(',');
         }
-        out.push_str(&format!("\"{id}\":"));
-        out.push_str(&serde_json::to_string(value).expect("a string always serialises"));
+        let value = value.unwrap_or("");
+        if value.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&value.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(value);
+        }
     }
-    out.push('}');
 }
 
-/// Reads a values object written by [`encode_values`].
-pub fn decode_values(text: &str) -> std::collections::BTreeMap<i64, String> {
-    let map: std::collections::BTreeMap<String, String> =
-        serde_json::from_str(text).unwrap_or_default();
-    map.into_iter().filter_map(|(id, v)| Some((id.parse().ok()?, v))).collect()
+/// Reads fields written by [`encode_fields`] back, paired with the catalog ids of the file
+/// that wrote them (`column_ids`, comma-separated); empty fields are left out.
+pub fn decode_fields(vals: &str, column_ids: &str) -> std::collections::BTreeMap<i64, String> {
+    let ids = column_ids.split(',').filter_map(|id| id.parse::<i64>().ok());
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(vals.as_bytes());
+    let mut record = csv::StringRecord::new();
+    if !matches!(reader.read_record(&mut record), Ok(true)) {
+        return Default::default();
+    }
+    ids.zip(record.iter()).filter(|(_, v)| !v.is_empty()).map(|(id, v)| (id, v.to_string())).collect()
 }
