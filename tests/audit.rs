@@ -971,6 +971,15 @@ fn history_counts_an_unchanged_resend_apart_from_the_versions() {
     let (_, rows) = parse_csv(&ok(sb.cmd(&["history", "k1"])));
     assert!(rows.iter().all(|r| r[1] != "day2.csv"), "{rows:?}");
     assert_eq!(rows.len(), 3, "one change in version 2, two in version 1: {rows:?}");
+    let table = ok(sb.cmd(&["history", "k1", "--format", "table"]));
+    assert!(!table.contains("day2.csv"), "{table}");
+    assert!(table.contains("re-sent unchanged by 1 later file"), "{table}");
+
+    // The re-send takes no value over: each is still blamed on the file that set it.
+    let (_, blame) = parse_csv(&ok(sb.cmd(&["history", "k1", "--blame"])));
+    let blame: Vec<(&str, &str, &str)> =
+        blame.iter().map(|r| (r[0].as_str(), r[1].as_str(), r[2].as_str())).collect();
+    assert_eq!(blame, [("region", "eu", "day1.csv"), ("nodes", "5", "day3.csv")]);
 
     let doc = parse_json(&ok(sb.cmd(&["history", "k2", "--format", "json"])));
     assert_eq!(doc["versions"].as_array().unwrap().len(), 1);
