@@ -137,15 +137,21 @@ impl Model {
         true
     }
 
+    /// Live columns, key first, then the others in first-seen order.
+    fn first_seen(&self) -> Vec<&ModelColumn> {
+        let mut columns: Vec<&ModelColumn> = self.columns.iter().collect();
+        columns.sort_by_key(|c| !c.is_key);
+        columns
+    }
+
     /// The master CSV the spec asks for, or None when no file was ever applied.
     fn master(&self, orders: Orders) -> Option<String> {
         if !self.applied_any {
             return None;
         }
-        let mut columns: Vec<&ModelColumn> = self.columns.iter().collect();
-        match orders.columns {
-            ColumnOrder::Sorted => columns.sort_by(|a, b| a.name.cmp(&b.name)),
-            ColumnOrder::FirstSeen => columns.sort_by_key(|c| !c.is_key),
+        let mut columns = self.first_seen();
+        if orders.columns == ColumnOrder::Sorted {
+            columns.sort_by(|a, b| a.name.cmp(&b.name));
         }
         let mut rows: Vec<&ModelRow> = self.rows.iter().collect();
         if orders.rows == RowOrder::Key {
@@ -504,7 +510,7 @@ fn runs_strategy() -> impl Strategy<Value = Runs> {
     prop_oneof![
         Just(Runs::AllAtOnce),
         Just(Runs::PerFile),
-        prop::collection::vec(any::<bool>(), 0..6).prop_map(Runs::After),
+        prop::collection::vec(any::<bool>(), 0..8).prop_map(Runs::After),
     ]
 }
 
@@ -548,6 +554,11 @@ fn check(files: &[InputFile], runs: &Runs, orders: Orders) -> Result<(), TestCas
             continue;
         }
         prop_assert_eq!(actual, expected, "master CSV after file {} differs; {:?}", i, run);
+
+        // The store itself: live catalog in first-seen order (key first), and the row count.
+        let names: Vec<&str> = model.first_seen().iter().map(|c| c.name.as_str()).collect();
+        prop_assert_eq!(sandbox.catalog(), names, "catalog after file {}", i);
+        prop_assert_eq!(sandbox.row_count(), model.rows.len() as i64, "rows after file {}", i);
     }
     Ok(())
 }
@@ -564,7 +575,7 @@ proptest! {
 
     #[test]
     fn binary_agrees_with_model(
-        files in prop::collection::vec(input_file(), 1..=6),
+        files in prop::collection::vec(input_file(), 1..=8),
         runs in runs_strategy(),
         orders in orders_strategy(),
     ) {
