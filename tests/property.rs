@@ -15,7 +15,7 @@ use proptest::sample::Index;
 use serde_json::json;
 
 /// Cases per property when `PROPTEST_CASES` is not set.
-const DEFAULT_CASES: u32 = 500;
+const DEFAULT_CASES: u32 = 250;
 
 const KEY: &str = "cluster_name";
 
@@ -238,7 +238,7 @@ impl InputFile {
         let last = self.records.len() - 1;
         for (i, record) in self.records.iter().enumerate() {
             if i > 0 && self.blank_before == Some(i - 1) {
-                out.push_str(self.eol(i + 1000));
+                out.push_str(self.eol(i));
             }
             let fields: Vec<String> = record
                 .iter()
@@ -288,13 +288,15 @@ const COLUMN_GROUPS: &[&[&str]] = &[
     &["region"],
     &["\"; DROP TABLE x; --"],
     &["rowid", "ROWID"],
+    &["_rowid_"],
     &["oid"],
     &["order", "Order"],
-    &["key", "KEY"],
+    &["key", "KEY", "Key "],
     &["seq"],
     &["file_id"],
     &["line"],
-    &["na\"me"],
+    &["na\"me", "NA\"ME"],
+    &["\"quoted\""],
     &["[br]"],
     &["a.b"],
     &["a,b"],
