@@ -73,7 +73,7 @@ pub fn execute(settings: &Settings, args: &ExportArgs) -> Result<i32> {
 
 fn moment(conn: &rusqlite::Connection, args: &ExportArgs) -> Result<Moment> {
     if let Some(spec) = &args.as_of_file {
-        let Some(entry) = ledger::find(conn, spec)? else {
+        let Some(entry) = ledger::find(conn, spec, true)? else {
             bail!("no file {spec:?} in the ledger; `csv-watchdog files` lists them");
         };
         if entry.status != "applied" {

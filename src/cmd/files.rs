@@ -75,7 +75,7 @@ pub fn execute(settings: &Settings, args: &FilesArgs) -> Result<i32> {
 }
 
 fn show(conn: &rusqlite::Connection, spec: &str, format: Format) -> Result<i32> {
-    let Some(entry) = ledger::find(conn, spec)? else {
+    let Some(entry) = ledger::find(conn, spec, false)? else {
         bail!("no file {spec:?} in the ledger; `csv-watchdog files` lists them");
     };
     let mut stmt = conn.prepare("SELECT * FROM ledger WHERE id = ?1")?;

@@ -52,6 +52,10 @@ pub fn execute(settings: &Settings, args: &QueryArgs) -> Result<i32> {
         }
         table.push(values);
     }
+    if headers.is_empty() {
+        // A statement without a result (e.g. a PRAGMA that only reads a setting into nothing).
+        return Ok(exit::OK);
+    }
     output::print(Format::or_default(args.format), &headers, &table)?;
     Ok(exit::OK)
 }

@@ -230,8 +230,12 @@ fn write_rows(
             Change::Inserted => counts.inserted += 1,
             Change::Updated => counts.updated += 1,
             Change::Unchanged => counts.unchanged += 1,
-            Change::Repeated { first_line } => {
+            Change::Repeated { first_line, now_updated } => {
                 counts.duplicate_keys += 1;
+                if now_updated {
+                    counts.unchanged -= 1;
+                    counts.updated += 1;
+                }
                 if applied.repeats.len() < REPEATS_SHOWN {
                     applied.repeats.push(Repeat {
                         key: key.to_string(),

@@ -240,8 +240,9 @@ pub struct Entry {
     pub finished_at: String,
 }
 
-/// Finds a ledger entry by id (a number) or by file name (the latest entry with that name).
-pub fn find(conn: &Connection, spec: &str) -> rusqlite::Result<Option<Entry>> {
+/// Finds a ledger entry by id (a number) or by file name: the latest entry with that name, or
+/// with `applied_first`, the latest applied one if there is one.
+pub fn find(conn: &Connection, spec: &str, applied_first: bool) -> rusqlite::Result<Option<Entry>> {
     let row = |r: &rusqlite::Row| {
         Ok(Entry { id: r.get(0)?, name: r.get(1)?, status: r.get(2)?, finished_at: r.get(3)? })
     };
@@ -254,8 +255,8 @@ pub fn find(conn: &Connection, spec: &str) -> rusqlite::Result<Option<Entry>> {
     }
     conn.query_row(
         "SELECT id, name, status, finished_at FROM ledger WHERE name = ?1
-         ORDER BY (status = 'applied') DESC, id DESC LIMIT 1",
-        [spec],
+         ORDER BY (?2 AND status = 'applied') DESC, id DESC LIMIT 1",
+        rusqlite::params![spec, applied_first],
         row,
     )
     .optional()

@@ -59,12 +59,14 @@ fn backfill_history(conn: &Connection) -> rusqlite::Result<()> {
     }
     select.push_str(" FROM record_data");
     let mut stmt = conn.prepare(&select)?;
-    let mut update = conn.prepare("UPDATE record_version SET vals = ?2 WHERE key = ?1 AND vals IS NULL")?;
+    let mut update =
+        conn.prepare("UPDATE record_version SET vals = ?2 WHERE key = ?1 AND vals IS NULL")?;
     let mut rows = stmt.query([])?;
     let mut encoded = String::new();
     while let Some(row) = rows.next()? {
         let key: String = row.get(0)?;
-        let values: Vec<Option<String>> = (1..=columns.len()).map(|i| row.get(i)).collect::<Result<_, _>>()?;
+        let values: Vec<Option<String>> =
+            (1..=columns.len()).map(|i| row.get(i)).collect::<Result<_, _>>()?;
         super::records::encode_fields(&mut encoded, values.iter().map(|v| v.as_deref()));
         update.execute(rusqlite::params![key, encoded])?;
     }

@@ -15,6 +15,9 @@ pub enum Change {
     /// The key was already written earlier in this file (at `first_line`); the row replaced it.
     Repeated {
         first_line: u64,
+        /// The earlier row of this file had been counted unchanged, and this one changes the
+        /// stored row: the key now counts as updated (known only when history is kept).
+        now_updated: bool,
     },
 }
 
@@ -85,8 +88,12 @@ impl<'c> RecordWriter<'c> {
         let first_seq: i64 =
             conn.query_row("SELECT coalesce(max(seq), 0) + 1 FROM record_data", [], |r| r.get(0))?;
         if history {
-            let ids: Vec<String> =
-                values.iter().zip(&slots).filter(|(_, slot)| slot.is_some()).map(|(c, _)| c.id.to_string()).collect();
+            let ids: Vec<String> = values
+                .iter()
+                .zip(&slots)
+                .filter(|(_, slot)| slot.is_some())
+                .map(|(c, _)| c.id.to_string())
+                .collect();
             conn.prepare_cached("INSERT INTO file_columns (file_id, column_ids) VALUES (?1, ?2)")?
                 .execute(rusqlite::params![file_id, ids.join(",")])?;
         }
@@ -120,14 +127,16 @@ impl<'c> RecordWriter<'c> {
             stmt.raw_bind_parameter(5 + offset, cell(fields[field]))?;
         }
         stmt.raw_execute()?;
+        let repeated = stored.as_ref().is_some_and(|s| s.seq >= self.first_seq);
+        let mut now_updated = false;
         if self.history {
-            self.keep_version(key, fields, line, seq, stored.as_ref())?;
+            now_updated = self.keep_version(key, fields, line, seq, stored.as_ref(), repeated)?;
         }
         crate::fault::point("row");
         Ok(match stored {
             None => Change::Inserted,
-            Some(Stored { seq, line, .. }) if seq >= self.first_seq => {
-                Change::Repeated { first_line: line }
+            Some(Stored { line, .. }) if repeated => {
+                Change::Repeated { first_line: line, now_updated }
             }
             Some(Stored { same: true, .. }) => Change::Unchanged,
             Some(Stored { same: false, .. }) => Change::Updated,
@@ -135,7 +144,9 @@ impl<'c> RecordWriter<'c> {
     }
 
     /// Records this write in `record_version`: the file's value fields for the row, or no
-    /// values for a re-send that changed nothing.
+    /// values for a re-send that changed nothing. A key repeated in the file keeps one version
+    /// for the file: the earlier one is replaced. Returns whether a repeat turned the key from
+    /// unchanged into updated.
     fn keep_version(
         &mut self,
         key: &str,
@@ -143,12 +154,31 @@ impl<'c> RecordWriter<'c> {
         line: u64,
         seq: i64,
         stored: Option<&Stored>,
-    ) -> rusqlite::Result<()> {
-        let kind = match stored {
+        repeated: bool,
+    ) -> rusqlite::Result<bool> {
+        let mut kind = match stored {
             None => "insert",
             Some(s) if s.same => "unchanged",
             Some(_) => "update",
         };
+        let mut now_updated = false;
+        if let (true, Some(earlier)) = (repeated, stored) {
+            let earlier_kind: String = self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM record_version WHERE key = ?1 AND seq = ?2 RETURNING kind",
+                )?
+                .query_row(rusqlite::params![key, earlier.seq], |r| r.get(0))?;
+            kind = match earlier_kind.as_str() {
+                "insert" => "insert",
+                "unchanged" if earlier.same => "unchanged",
+                "unchanged" => {
+                    now_updated = true;
+                    "update"
+                }
+                _ => "update",
+            };
+        }
         let vals = if kind == "unchanged" {
             None
         } else {
@@ -160,7 +190,7 @@ impl<'c> RecordWriter<'c> {
                 "INSERT INTO record_version (key, seq, file_id, line, kind, vals) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(rusqlite::params![key, seq, self.file_id, line as i64, kind, vals])?;
-        Ok(())
+        Ok(now_updated)
     }
 
     /// Looks up the stored row of `key` and whether the incoming fields equal it.
@@ -226,10 +256,14 @@ pub fn encode_fields<'v>(out: &mut String, values: impl Iterator<Item = Option<&
 /// that wrote them (`column_ids`, comma-separated); empty fields are left out.
 pub fn decode_fields(vals: &str, column_ids: &str) -> std::collections::BTreeMap<i64, String> {
     let ids = column_ids.split(',').filter_map(|id| id.parse::<i64>().ok());
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(vals.as_bytes());
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(vals.as_bytes());
     let mut record = csv::StringRecord::new();
     if !matches!(reader.read_record(&mut record), Ok(true)) {
         return Default::default();
     }
-    ids.zip(record.iter()).filter(|(_, v)| !v.is_empty()).map(|(id, v)| (id, v.to_string())).collect()
+    ids.zip(record.iter())
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(id, v)| (id, v.to_string()))
+        .collect()
 }

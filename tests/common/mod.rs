@@ -182,6 +182,10 @@ impl Sandbox {
 
     /// The stored value of `column` (by CSV name) for `key`: None when the row or value is missing.
     pub fn value(&self, key: &str, column: &str) -> Option<String> {
+        if !self.catalog().iter().any(|c| c.eq_ignore_ascii_case(column)) {
+            // A double-quoted name that is not a column would read as a string literal.
+            return None;
+        }
         let db = self.db();
         let sql = format!(
             "SELECT \"{}\" FROM records WHERE \"{}\" = ?1",
