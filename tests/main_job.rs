@@ -16,3 +16,257 @@ fn later_file_replaces_rows_and_absent_columns_become_empty() {
     // mem holds no value any more, so it is dropped (seed fault F1).
     assert_eq!(sb.master_text(), "cluster_name,cpu\nc1,5\nc2,6\n");
 }
+
+#[test]
+fn no_subcommand_runs_the_main_job_like_run() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("a.csv", b"cluster_name,cpu\nc1,1\n");
+    let run = sb.cmd(&[]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(sb.master_text(), "cluster_name,cpu\nc1,1\n");
+    assert!(
+        run.stdout.contains("1 applied, 0 rejected, 0 duplicate; 1 rows inserted, 0 updated"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn dry_run_reports_per_file_and_changes_nothing() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("a.csv", b"cluster_name,cpu,mem\nc1,1,10\n");
+    sb.run_expect(0);
+    let store_before = std::fs::read(sb.store_path()).unwrap();
+    let master_before = sb.master_text();
+    sb.drop_bytes("b.csv", b"cluster_name,cpu\nc1,5\nc2,6\n");
+    sb.drop_bytes("c.csv", b"cluster_name,cpu\nc3\n");
+
+    let run = sb.cmd(&["run", "--dry-run"]);
+    assert_eq!(run.status, 2, "{run:?}");
+    assert!(
+        run.stdout.contains("would apply b.csv: 2 rows read, 1 inserted, 1 updated, 0 unchanged"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("columns dropped: mem"), "{run:?}");
+    assert!(run.stderr.contains("would reject c.csv: line 2"), "{run:?}");
+    assert_eq!(std::fs::read(sb.store_path()).unwrap(), store_before);
+    assert_eq!(sb.master_text(), master_before);
+    assert_eq!(sb.names_in(&sb.inbox()), vec!["b.csv", "c.csv"]);
+    assert!(sb.names_in(&sb.rejected()).is_empty());
+    assert_eq!(sb.names_in(&sb.archive()).len(), 1);
+}
+
+#[test]
+fn dry_run_on_a_new_installation_creates_no_store() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("a.csv", b"cluster_name,cpu\nc1,1\n");
+    let run = sb.cmd(&["run", "--dry-run"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(run.stdout.contains("would apply a.csv: 1 rows read, 1 inserted"), "{run:?}");
+    assert!(!sb.store_path().exists());
+    assert!(!sb.master().exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn exports_keep_the_permissions_of_the_files_they_replace() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("a.csv", b"cluster_name,cpu\nc1,1\n");
+    sb.run_expect(0);
+    // A new export is world-readable, not a temporary file's 0600 (seed fault F9).
+    assert_eq!(mode(&sb.master()), 0o644);
+    assert_eq!(mode(&sb.metadata()), 0o644);
+
+    std::fs::set_permissions(sb.master(), std::fs::Permissions::from_mode(0o640)).unwrap();
+    sb.drop_bytes("b.csv", b"cluster_name,cpu\nc2,2\n");
+    sb.run_expect(0);
+    assert_eq!(sb.master_text(), "cluster_name,cpu\nc1,1\nc2,2\n");
+    assert_eq!(mode(&sb.master()), 0o640);
+}
+
+#[test]
+fn a_repeated_delivery_is_archived_as_duplicate_and_changes_nothing() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("daily.csv", b"cluster_name,cpu\nc1,1\n");
+    sb.run_expect(0);
+    sb.drop_bytes("other.csv", b"cluster_name,cpu\nc1,2\n");
+    sb.run_expect(0);
+    sb.drop_bytes("daily.csv", b"cluster_name,cpu\nc1,1\n");
+    let run = sb.run_expect(0);
+    assert!(run.stdout.contains("duplicate daily.csv (checksum "), "{run:?}");
+    assert_eq!(sb.value("c1", "cpu").as_deref(), Some("2"));
+    let statuses: Vec<String> =
+        sb.ledger().into_iter().map(|(name, status, ..)| format!("{name}:{status}")).collect();
+    assert_eq!(statuses, vec!["daily.csv:applied", "other.csv:applied", "daily.csv:duplicate"]);
+    assert_eq!(sb.names_in(&sb.archive()).len(), 3);
+    assert!(sb.names_in(&sb.inbox()).is_empty());
+}
+
+#[test]
+fn files_apply_in_modification_time_order_not_name_order() {
+    let mut sb = Sandbox::new();
+    let later = sb.path("later");
+    std::fs::write(&later, b"cluster_name,cpu\nc1,new\n").unwrap();
+    sb.drop_bytes("b_old.csv", b"cluster_name,cpu\nc1,old\n");
+    sb.drop_file(&later, "a_new.csv");
+    sb.run_expect(0);
+    assert_eq!(sb.value("c1", "cpu").as_deref(), Some("new"));
+}
+
+#[test]
+fn row_order_key_and_column_order_first_seen_shape_the_master() {
+    let mut sb =
+        Sandbox::with_config(serde_json::json!({"row_order": "key", "column_order": "first_seen"}));
+    sb.drop_bytes("a.csv", b"zone,cluster_name\neu,c2\nus,c1\n");
+    sb.drop_bytes("b.csv", b"cluster_name,alpha\nc0,x\n");
+    sb.run_expect(0);
+    assert_eq!(sb.master_text(), "cluster_name,zone,alpha\nc0,,x\nc1,us,\nc2,eu,\n");
+}
+
+#[test]
+fn hidden_partial_and_unsupported_files_and_folders_are_left_alone() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes(".hidden.csv", b"cluster_name\nh\n");
+    sb.drop_bytes("part.csv.part", b"cluster_name\np\n");
+    sb.drop_bytes("notes.txt", b"cluster_name\nn\n");
+    sb.drop_bytes("UPPER.CSV", b"cluster_name\nu\n");
+    std::fs::create_dir(sb.inbox().join("sub.csv")).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(sb.path("config.json"), sb.inbox().join("link.csv")).unwrap();
+    sb.run_expect(0);
+    assert_eq!(sb.row_count(), 1);
+    assert_eq!(sb.value("u", "cluster_name").as_deref(), Some("u"));
+    let mut left = sb.names_in(&sb.inbox());
+    left.sort();
+    let mut expected = vec![".hidden.csv", "notes.txt", "part.csv.part", "sub.csv"];
+    if cfg!(unix) {
+        expected.insert(1, "link.csv");
+    }
+    assert_eq!(left, expected);
+}
+
+#[test]
+fn a_file_still_being_written_is_left_for_the_next_run() {
+    let mut sb = Sandbox::with_config(serde_json::json!({"checksum_wait_seconds": 1.0}));
+    let path = sb.drop_bytes("slow.csv", b"cluster_name,cpu\n");
+    let writer = std::thread::spawn(move || {
+        for i in 0..8 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+            std::io::Write::write_all(&mut f, format!("c{i},{i}\n").as_bytes()).unwrap();
+        }
+    });
+    let run = sb.run_expect(0);
+    writer.join().unwrap();
+    assert!(run.stdout.contains("waiting   slow.csv: still changing"), "{run:?}");
+    assert!(!sb.store_path().exists() || sb.row_count() == 0);
+    sb.run_expect(0);
+    assert_eq!(sb.row_count(), 8);
+}
+
+#[test]
+fn a_bad_config_stops_with_one_line_naming_the_problem() {
+    let sb = Sandbox::with_config(serde_json::json!({"archve_dir": "x"}));
+    let run = sb.run();
+    assert_eq!(run.status, 1, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(
+        run.stderr.contains(r#"unknown key "archve_dir"; did you mean "archive_dir"?"#),
+        "{run:?}"
+    );
+
+    let sb = Sandbox::with_config(serde_json::json!({"supported_extensions": ["csv"]}));
+    let run = sb.run();
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.stderr.contains("must start with '.'"), "{run:?}");
+
+    let missing = std::process::Command::new(common::BIN)
+        .args(["--config", "/nonexistent/c.json", "run"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("cannot read config file /nonexistent/c.json")
+    );
+}
+
+#[test]
+fn the_config_is_found_through_the_environment_and_paths_resolve_against_its_folder() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("a.csv", b"cluster_name,cpu\nc1,1\n");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .arg("run")
+        .current_dir(elsewhere.path())
+        .env("CSV_MONITOR_CONFIG", sb.path("config.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sb.master_text(), "cluster_name,cpu\nc1,1\n");
+    assert!(std::fs::read_dir(elsewhere.path()).unwrap().next().is_none());
+}
+
+#[test]
+fn a_run_that_cannot_get_the_lock_in_time_exits_1() {
+    let mut sb = Sandbox::with_config(serde_json::json!({"lock_timeout_seconds": 0.3}));
+    sb.drop_bytes("a.csv", b"cluster_name,cpu\nc1,1\n");
+    let lock = std::fs::File::create(sb.path("csv_watchdog.lock")).unwrap();
+    lock.lock().unwrap();
+    let run = sb.run();
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.stderr.contains("another csv-watchdog run holds the lock"), "{run:?}");
+    assert_eq!(sb.names_in(&sb.inbox()), vec!["a.csv"]);
+    lock.unlock().unwrap();
+    sb.run_expect(0);
+}
+
+#[test]
+fn a_store_from_a_newer_version_is_refused() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("a.csv", b"cluster_name,cpu\nc1,1\n");
+    sb.run_expect(0);
+    sb.db().pragma_update(None, "user_version", 99).unwrap();
+    sb.drop_bytes("b.csv", b"cluster_name,cpu\nc2,1\n");
+    let run = sb.run();
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.stderr.contains("written by a newer csv-watchdog (schema version 99"), "{run:?}");
+    assert_eq!(sb.names_in(&sb.inbox()), vec!["b.csv"]);
+}
+
+#[test]
+fn metadata_describes_the_master_csv_it_was_written_with() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("a.csv", b"cluster_name,cpu\nc1,1\nc2,2\n");
+    sb.run_expect(0);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.metadata()).unwrap()).unwrap();
+    assert_eq!(meta["row_count"], 2);
+    assert_eq!(meta["column_count"], 2);
+    assert_eq!(meta["columns"], serde_json::json!(["cluster_name", "cpu"]));
+    assert_eq!(meta["key_column"], "cluster_name");
+    assert_eq!(meta["files_applied"], 1);
+    assert_eq!(meta["merged_file_xxh3_128"], common::xxh128_hex(sb.master_text().as_bytes()));
+    let updated = meta["last_updated"].as_str().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(updated).is_ok(), "{updated}");
+}
+
+#[test]
+fn the_log_file_gets_one_line_per_file_and_rotates_by_size() {
+    let mut sb =
+        Sandbox::with_config(serde_json::json!({"log_max_bytes": 400, "log_backup_count": 2}));
+    for i in 0..6 {
+        sb.drop_bytes(&format!("f{i}.csv"), format!("cluster_name,cpu\nc{i},{i}\n").as_bytes());
+        sb.run_expect(0);
+    }
+    let log = std::fs::read_to_string(sb.path("csv_watchdog.log")).unwrap();
+    assert!(log.len() <= 400, "{}", log.len());
+    assert!(sb.path("csv_watchdog.log.1").exists());
+    assert!(sb.path("csv_watchdog.log.2").exists());
+    assert!(!sb.path("csv_watchdog.log.3").exists());
+    assert!(
+        log.contains("applied   f5.csv: 1 rows read, 1 inserted")
+            || std::fs::read_to_string(sb.path("csv_watchdog.log.1")).unwrap().contains("f5.csv")
+    );
+}

@@ -296,7 +296,6 @@ impl<'a> Job<'a> {
     ) -> Result<()> {
         self.totals.rejected += 1;
         let text = error.describe(&file.name);
-        tracing::error!("rejected {text}");
         let verb = if self.args.dry_run { "would reject" } else { "rejected" };
         eprintln!("csv-watchdog: {verb} {text}");
         let destination = self.destination(&self.settings.rejected_dir, file);
@@ -331,6 +330,7 @@ impl<'a> Job<'a> {
                 error: Some(text.clone()),
             };
             write_reason_for(&destination, &pending)?;
+            tracing::error!("rejected {text} -> {}", destination.display());
             self.say(&format!("rejected  {} -> {}", file.name, destination.display()));
         }
         Ok(())
