@@ -875,3 +875,193 @@ fn a_kill_while_the_reason_is_written_leaves_it_missing_for_good() {
     }
     panic!("no kill landed in the window in 50 attempts");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Concurrent runs and readers.
+
+/// The body of the reader processes that `concurrent_runs_and_readers_...` starts (this test
+/// binary, run with `--exact reader_process`): reads the store in a loop until told to stop,
+/// checking each snapshot for a half-applied file. Without `CRASH_READER_STORE` it does nothing.
+#[test]
+fn reader_process() {
+    let Ok(store) = std::env::var("CRASH_READER_STORE") else { return };
+    let stop = std::path::PathBuf::from(std::env::var("CRASH_READER_STOP").unwrap());
+    let store = Path::new(&store);
+    let (mut snapshots, mut early) = (0, 0);
+    let mut conn: Option<Connection> = None;
+    loop {
+        let stopping = stop.exists();
+        if conn.is_none() && store.exists() {
+            let c = Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+                .expect("reader: open the store");
+            c.busy_timeout(Duration::from_secs(60)).unwrap();
+            conn = Some(c);
+        }
+        if let Some(c) = &conn {
+            match read_snapshot(c) {
+                Ok(true) => snapshots += 1,
+                Ok(false) => early += 1,
+                Err(e) => panic!("reader: {e}"),
+            }
+            // A fresh connection now and then, as a dashboard polling the store would open.
+            if (snapshots + early) % 25 == 0 {
+                conn = None;
+            }
+        }
+        if stopping {
+            break;
+        }
+    }
+    println!("READER snapshots={snapshots} early={early}");
+}
+
+/// Reads one consistent snapshot; `Ok(false)` when the schema is not there yet.
+fn read_snapshot(db: &Connection) -> Result<bool, String> {
+    let fail = |what: &str, e: rusqlite::Error| format!("{what}: {e}");
+    db.execute_batch("BEGIN").map_err(|e| fail("BEGIN", e))?;
+    let result = (|| {
+        let tables: i64 = db
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('ledger', 'record_data', 'catalog', 'records')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| fail("schema", e))?;
+        if tables < 4 {
+            return Ok(false);
+        }
+        let one = |sql: &str| -> Result<i64, String> {
+            db.query_row(sql, [], |r| r.get(0)).map_err(|e| fail(sql, e))
+        };
+        let stored = one("SELECT count(*) FROM record_data")?;
+        let inserted =
+            one("SELECT coalesce(sum(rows_inserted), 0) FROM ledger WHERE status = 'applied'")?;
+        ensure!(
+            stored == inserted,
+            "{stored} rows stored, but the ledger says {inserted} inserted"
+        );
+        let orphans = one("SELECT count(*) FROM record_data r WHERE NOT EXISTS
+             (SELECT 1 FROM ledger l WHERE l.id = r.file_id AND l.status = 'applied')")?;
+        ensure!(orphans == 0, "{orphans} rows written by a file the ledger does not show applied");
+        let live = one("SELECT count(*) FROM catalog WHERE dropped_by IS NULL")?;
+        let mut stmt = db.prepare("SELECT * FROM records").map_err(|e| fail("records", e))?;
+        ensure!(stmt.column_count() as i64 == live, "the records view and the catalog disagree");
+        let mut rows = stmt.query([]).map_err(|e| fail("records", e))?;
+        let mut seen = 0;
+        while rows.next().map_err(|e| fail("records", e))?.is_some() {
+            seen += 1;
+        }
+        ensure!(seen == stored, "records shows {seen} rows, record_data {stored}");
+        Ok(true)
+    })();
+    db.execute_batch("COMMIT").map_err(|e| fail("COMMIT", e))?;
+    result
+}
+
+fn start_reader(sb: &Sandbox, stop: &Path) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["reader_process", "--exact", "--nocapture", "--test-threads", "1"])
+        .env("CRASH_READER_STORE", sb.store_path())
+        .env("CRASH_READER_STOP", stop)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a reader")
+}
+
+/// A file big enough to keep a run busy for a while: its transaction is long, and readers
+/// must never see half of it.
+fn big_file() -> Delivery {
+    delivery(
+        "90_big.csv",
+        rows("cluster_name,region,cpu,mem,owner", 0..6000, |i| {
+            format!("c{i:04},r{},{},{},o{}", i % 7, i * 3, i * 5, i % 11)
+        }),
+    )
+}
+
+#[test]
+fn concurrent_runs_and_readers_serialise_and_match_one_run() {
+    const RUNS: usize = 4;
+    const READERS: usize = 3;
+    let big = big_file();
+
+    // One run per batch, then one for the big file: what the concurrent runs must come to.
+    let mut serial = sandbox();
+    for batch in 0..2 {
+        drop_batch(&mut serial, batch);
+        run_with(&serial, None);
+    }
+    serial.drop_bytes(big.name, &big.bytes);
+    run_with(&serial, None);
+    let want = outcome(&serial).unwrap();
+
+    let mut sb = sandbox();
+    sb.set("lock_timeout_seconds", serde_json::json!(120));
+    let stop = sb.path("stop-readers");
+    // The readers start before the store exists, as a dashboard might.
+    let readers: Vec<Child> = (0..READERS).map(|_| start_reader(&sb, &stop)).collect();
+
+    for phase in 0..3 {
+        if phase < 2 {
+            drop_batch(&mut sb, phase);
+        } else {
+            sb.drop_bytes(big.name, &big.bytes);
+        }
+        let runs: Vec<Child> = (0..RUNS)
+            .map(|_| {
+                command(&sb, None).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+            })
+            .collect();
+        let outs: Vec<Output> = runs.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+        let mut busy = 0;
+        for out in &outs {
+            let all = text(out);
+            assert!(!all.to_lowercase().contains("locked"), "phase {phase}: {all}");
+            assert!(matches!(out.status.code(), Some(0 | 2)), "phase {phase}: {all}");
+            if !stdout(out).contains("0 applied, 0 rejected, 0 duplicate") {
+                busy += 1;
+            }
+        }
+        // One run found the files; the others, waiting for the lock, found an empty inbox.
+        assert_eq!(busy, 1, "phase {phase}: {}", outs.iter().map(text).collect::<String>());
+        assert!(sb.names_in(&sb.inbox()).is_empty());
+    }
+
+    fs::write(&stop, b"").unwrap();
+    let mut snapshots = 0;
+    for reader in readers {
+        let out = reader.wait_with_output().unwrap();
+        let said = text(&out);
+        assert!(out.status.success(), "a reader failed:\n{said}");
+        let tag = "READER snapshots=";
+        let at = said.find(tag).unwrap_or_else(|| panic!("a reader said nothing:\n{said}"));
+        let count = said[at + tag.len()..].split(' ').next().unwrap();
+        snapshots += count.parse::<usize>().unwrap();
+    }
+    assert!(snapshots > 0, "the readers never saw the store");
+
+    // No two runs overlapped: the runs' times do not interleave, and each run's files are
+    // together in the ledger.
+    let db = sb.db();
+    let runs: Vec<(i64, String, String)> =
+        query(&db, "SELECT id, started_at, finished_at FROM run ORDER BY id", |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        });
+    assert_eq!(runs.len(), 3 * RUNS);
+    let mut by_start = runs.clone();
+    by_start.sort_by(|a, b| a.1.cmp(&b.1));
+    for pair in by_start.windows(2) {
+        assert!(pair[0].2 <= pair[1].1, "runs overlap: {pair:?}");
+    }
+    let order: Vec<i64> = query(&db, "SELECT run_id FROM ledger ORDER BY id", |r| r.get(0));
+    let mut groups = order.clone();
+    groups.dedup();
+    let distinct: std::collections::BTreeSet<i64> = groups.iter().copied().collect();
+    assert_eq!(groups.len(), distinct.len(), "files of runs interleave in the ledger: {order:?}");
+    drop(db);
+
+    let got = outcome(&sb).unwrap();
+    assert!(got == want, "differs from one run at a time:{}", differences(&want, &got));
+}
