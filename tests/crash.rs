@@ -178,13 +178,14 @@ struct Outcome {
     /// `record_data` with its bookkeeping: seq, key, file_id, line.
     record_data: Vec<(i64, String, i64, i64)>,
     /// (name, folded, position, is_key, added_by, dropped_by).
-    catalog: Vec<(String, String, i64, bool, Option<i64>, Option<i64>)>,
+    catalog: Vec<CatalogRow>,
     /// (name, checksum, status, counts, rule, line, moved) per ledger row, in order.
     ledger: Vec<LedgerRow>,
     /// The `meta` table: key column, data and export generations, export checksum.
     meta: BTreeMap<String, String>,
 }
 
+type CatalogRow = (String, String, i64, bool, Option<i64>, Option<i64>);
 type LedgerRow = (String, String, String, [i64; 7], Option<String>, Option<i64>, bool);
 
 fn query<T>(
@@ -282,12 +283,10 @@ fn reference() -> &'static Reference {
     static REFERENCE: OnceLock<Reference> = OnceLock::new();
     REFERENCE.get_or_init(|| {
         let mut sb = sandbox();
-        let mut statuses = [0; 2];
-        for batch in 0..2 {
+        let statuses = [0, 1].map(|batch| {
             drop_batch(&mut sb, batch);
-            let out = run_with(&sb, None);
-            statuses[batch] = out.status.code().unwrap_or(-1);
-        }
+            run_with(&sb, None).status.code().unwrap_or(-1)
+        });
         let outcome = outcome(&sb).expect("the reference replay exports");
         Reference { outcome, statuses }
     })
@@ -392,8 +391,7 @@ fn check_recovered(sb: &Sandbox, lenient: bool) -> Result<Known, String> {
     let inbox = sb.names_in(&sb.inbox());
     ensure!(inbox.is_empty(), "inbox not empty: {inbox:?}");
 
-    let mut known = Known::default();
-    known.reason = lenient && reason_window_symptoms(sb);
+    let mut known = Known { reason: lenient && reason_window_symptoms(sb), ..Known::default() };
     let known_bug = known.reason;
     for dir in [sb.dir.path().to_path_buf(), sb.archive(), sb.rejected()] {
         let strays: Vec<String> = sb
