@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+/// The start of the names of temporary files written in the archive and rejected folders.
+pub const TEMP_PREFIX: &str = ".csv-watchdog-";
+
 /// `<dir>/<name>.<YYYYmmddTHHMMSS.fff>` (local time), with `.1`, `.2`… added if that name is
 /// taken, so an archived file is never overwritten.
 pub fn destination(dir: &Path, name: &str) -> PathBuf {
@@ -49,7 +52,7 @@ pub fn move_file(from: &Path, to: &Path) -> io::Result<()> {
 
 fn copy_then_remove(from: &Path, to: &Path) -> io::Result<()> {
     let dir = to.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".csv-watchdog-").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)?;
     io::copy(&mut fs::File::open(from)?, tmp.as_file_mut())?;
     fs::set_permissions(tmp.path(), fs::metadata(from)?.permissions())?;
     tmp.as_file().sync_all()?;
@@ -85,7 +88,7 @@ pub fn write_reason(rejected: &Path, reason: &Reason) -> io::Result<()> {
     let path = reason_path(rejected);
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".csv-watchdog-").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)?;
     serde_json::to_writer_pretty(tmp.as_file_mut(), reason)?;
     tmp.as_file_mut().write_all(b"\n")?;
     tmp.as_file().sync_all()?;

@@ -16,10 +16,6 @@
 //!   three in a row, the runs that recover killed as well) until that many kills have fired.
 //! - `CRASH_SEED=<u64>`: the seed of the random delays (printed on failure), to replay a failure.
 //! - `CRASH_JOBS=<n>`: worker threads (default 3).
-//! - `CRASH_STRICT=1`: the SIGKILL scenarios also fail on the symptoms of the two known bugs
-//!   pinned by the `#[ignore = "BUG: ..."]` tests at the end of this file (a rejected file left
-//!   without its reason JSON, a stale `export_checksum`). By default those symptoms are counted
-//!   and printed, not failed on, as a random SIGKILL lands in their windows now and then.
 
 mod common;
 
@@ -357,49 +353,14 @@ fn checksums_in(dir: &Path) -> BTreeMap<String, usize> {
     sums
 }
 
-/// Whether the SIGKILL scenarios also insist on what the known bugs break (see the two
-/// `#[ignore = "BUG: ..."]` tests below): `CRASH_STRICT=1`.
-fn strict() -> bool {
-    std::env::var("CRASH_STRICT").is_ok_and(|v| v == "1")
-}
-
-/// The symptoms of the reason-JSON bug: a rejected file without its reason JSON, a
-/// `.csv-watchdog-*` temporary file in the rejected folder.
-fn reason_window_symptoms(sb: &Sandbox) -> bool {
-    let names = sb.names_in(&sb.rejected());
-    let stray = names.iter().any(|n| n.starts_with(".csv-watchdog-"));
-    let missing = names
-        .iter()
-        .filter(|n| !n.starts_with('.') && !n.ends_with(".json"))
-        .any(|n| !names.contains(&format!("{n}.json")));
-    stray || missing
-}
-
-/// Known bugs whose symptoms a SIGKILL scenario let through.
-#[derive(Debug, Default, Clone, Copy)]
-struct Known {
-    /// `a_kill_while_the_reason_is_written_leaves_it_missing_for_good`
-    reason: bool,
-    /// `a_kill_between_the_two_export_marks_leaves_a_stale_export_checksum`
-    export_checksum: bool,
-}
-
-/// Everything that must hold once the inbox is drained after a crash. With `lenient`, the
-/// symptoms of the known bugs are let through (the result says which were seen) so that random
-/// SIGKILLs landing in their windows do not make this test flaky; everything else is checked.
-fn check_recovered(sb: &Sandbox, lenient: bool) -> Result<Known, String> {
+/// Everything that must hold once the inbox is drained after a crash.
+fn check_recovered(sb: &Sandbox) -> Result<(), String> {
     let inbox = sb.names_in(&sb.inbox());
     ensure!(inbox.is_empty(), "inbox not empty: {inbox:?}");
 
-    let mut known = Known { reason: lenient && reason_window_symptoms(sb), ..Known::default() };
-    let known_bug = known.reason;
     for dir in [sb.dir.path().to_path_buf(), sb.archive(), sb.rejected()] {
-        let strays: Vec<String> = sb
-            .names_in(&dir)
-            .into_iter()
-            .filter(|n| n.starts_with('.'))
-            .filter(|n| !(known_bug && n.starts_with(".csv-watchdog-") && dir == sb.rejected()))
-            .collect();
+        let strays: Vec<String> =
+            sb.names_in(&dir).into_iter().filter(|n| n.starts_with('.')).collect();
         ensure!(strays.is_empty(), "temporary files left in {}: {strays:?}", dir.display());
     }
 
@@ -417,7 +378,7 @@ fn check_recovered(sb: &Sandbox, lenient: bool) -> Result<Known, String> {
     // Each rejected file has its reason next to it.
     for name in sb.names_in(&sb.rejected()).iter().filter(|n| !n.ends_with(".json")) {
         let reason = sb.rejected().join(format!("{name}.json"));
-        ensure!(reason.exists() || known_bug, "no reason JSON for rejected {name}");
+        ensure!(reason.exists(), "no reason JSON for rejected {name}");
     }
 
     let got = outcome(sb)?;
@@ -429,14 +390,8 @@ fn check_recovered(sb: &Sandbox, lenient: bool) -> Result<Known, String> {
     ensure!(applied.values().all(|&n| n == 1), "a file applied twice: {applied:?}");
 
     let want = &reference().outcome;
-    let mut got = got;
-    let checksum = |o: &Outcome| o.meta.get("export_checksum").cloned();
-    if lenient && checksum(&got) != checksum(want) {
-        known.export_checksum = true;
-        got.meta.insert("export_checksum".into(), checksum(want).unwrap_or_default());
-    }
     ensure!(&got == want, "differs from the uninterrupted replay:{}", differences(want, &got));
-    Ok(known)
+    Ok(())
 }
 
 /// Runs without a fault until the inbox is empty (at most three runs).
@@ -482,8 +437,6 @@ struct Done {
     /// Kills that really happened (a fault point reached fewer than n times, or a process that
     /// finished before its SIGKILL, is no kill).
     fired: usize,
-    /// Which known bugs' windows a SIGKILL landed in.
-    known: Known,
 }
 
 /// Replays both batches with `kill` applied, draining the inbox after it.
@@ -514,9 +467,8 @@ fn replay_with(kill: &Kill) -> Result<Done, String> {
         }
         drain(&sb)?;
     }
-    let lenient = matches!(kill, Kill::Signal { .. }) && !strict();
-    let known = check_recovered(&sb, lenient)?;
-    Ok(Done { fired, known })
+    check_recovered(&sb)?;
+    Ok(Done { fired })
 }
 
 /// Starts a run and SIGKILLs it after `delay`; says whether it was still running.
@@ -596,8 +548,6 @@ fn run_times(jobs: usize) -> [Duration; 2] {
 struct Tally {
     scenarios: AtomicUsize,
     fired: AtomicUsize,
-    known_reason: AtomicUsize,
-    known_export_checksum: AtomicUsize,
     failures: Mutex<Vec<String>>,
 }
 
@@ -607,9 +557,6 @@ impl Tally {
         match result {
             Ok(done) => {
                 self.fired.fetch_add(done.fired, Ordering::Relaxed);
-                let count = |hit: bool, n: &AtomicUsize| n.fetch_add(hit.into(), Ordering::Relaxed);
-                count(done.known.reason, &self.known_reason);
-                count(done.known.export_checksum, &self.known_export_checksum);
                 done.fired
             }
             Err(e) => {
@@ -686,12 +633,9 @@ fn every_kill_point_recovers_to_the_uninterrupted_result() {
     let fired = tally.fired.load(Ordering::Relaxed);
     let failures = tally.failures.into_inner().unwrap();
     eprintln!(
-        "crash: {} scenarios, {fired} kills ({enumerated} at fault points), seed {seed}, {:.1} s; \
-         SIGKILL scenarios that hit known bugs: {} reason JSON, {} export_checksum",
+        "crash: {} scenarios, {fired} kills ({enumerated} at fault points), seed {seed}, {:.1} s",
         tally.scenarios.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64(),
-        tally.known_reason.load(Ordering::Relaxed),
-        tally.known_export_checksum.load(Ordering::Relaxed)
     );
     assert!(
         failures.is_empty(),
@@ -880,15 +824,12 @@ fn kill_mid_transaction_stores_nothing_of_the_file() {
     }
 }
 
-/// A rejected file is moved, the move confirmed in the ledger, and only then its reason JSON
-/// written (through a `.csv-watchdog-*` temporary file). A kill after the confirmation and
-/// before the JSON is in place leaves the rejected file without a reason for good, and the
-/// temporary file too: the next run sees nothing pending. Here the run is SIGKILLed as soon as
-/// that temporary file appears.
+/// A rejected file is moved, its reason JSON written (through a `.csv-watchdog-*` temporary
+/// file), and only then the move confirmed in the ledger. A run SIGKILLed as soon as that
+/// temporary file appears must be finished by the next run: the reason written, the temporary
+/// file removed.
 #[test]
-#[ignore = "BUG: a kill while the reason JSON of a rejected file is written loses the reason \
-            for good and leaves a .csv-watchdog-* temporary file in the rejected folder"]
-fn a_kill_while_the_reason_is_written_leaves_it_missing_for_good() {
+fn a_kill_while_the_reason_is_written_is_finished_by_the_next_run() {
     for attempt in 0..50 {
         let mut sb = sandbox();
         sb.drop_bytes("bad.csv", b"cluster_name,cpu\nc1,1\nc2,2,3\n");
@@ -1117,20 +1058,17 @@ fn concurrent_runs_and_readers_serialise_and_match_one_run() {
     assert!(got == want, "differs from one run at a time:{}", differences(&want, &got));
 }
 
-/// After an export the run records two facts in the store, each in its own transaction: the
-/// data generation the master CSV was written from (`export_generation`), then the master's
-/// checksum (`export_checksum`). A kill between the two leaves the new generation with the old
-/// checksum; the next run sees the master up to date and exports nothing, so the store keeps
-/// claiming a checksum the master CSV does not have. Here the run is SIGKILLed as soon as a
-/// reader sees the new generation beside the old checksum.
+/// After an export, a run records the data generation the master CSV was written from
+/// (`export_generation`) and the master's checksum (`export_checksum`) in one transaction: no
+/// reader may ever see the new generation beside the old checksum, and a run killed as soon as
+/// the new generation shows must leave a store whose checksum is the master CSV's after the
+/// next run.
 #[test]
-#[ignore = "BUG: a kill between recording export_generation and export_checksum leaves the \
-            store's export_checksum stale for good"]
-fn a_kill_between_the_two_export_marks_leaves_a_stale_export_checksum() {
+fn a_kill_between_the_two_export_marks_cannot_leave_a_stale_export_checksum() {
     let meta = |db: &Connection, name: &str| -> Option<String> {
         db.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get(0)).ok()
     };
-    for attempt in 0..100 {
+    for attempt in 0..30 {
         let mut sb = sandbox();
         sb.drop_bytes("a.csv", b"cluster_name,cpu\nc1,1\n");
         run_with(&sb, None);
@@ -1142,23 +1080,21 @@ fn a_kill_between_the_two_export_marks_leaves_a_stale_export_checksum() {
         sb.drop_bytes("b.csv", b"cluster_name,cpu\nc2,2\n");
         let mut child =
             command(&sb, None).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        let stale = |db: &Connection| {
-            meta(db, "export_generation").as_deref() == Some("2")
-                && meta(db, "export_checksum").as_deref() == Some(old.as_str())
-        };
-        let hit = loop {
-            if stale(&db) {
-                child.kill().unwrap();
+        loop {
+            let generation = meta(&db, "export_generation");
+            let checksum = meta(&db, "export_checksum");
+            assert!(
+                !(generation.as_deref() == Some("2") && checksum.as_deref() == Some(old.as_str())),
+                "attempt {attempt}: a reader saw the new export generation beside the old checksum"
+            );
+            if generation.as_deref() == Some("2") {
+                child.kill().ok();
                 child.wait().unwrap();
-                break stale(&db);
+                break;
             }
             if child.try_wait().unwrap().is_some() {
-                break false;
+                break;
             }
-        };
-        if !hit {
-            eprintln!("attempt {attempt}: the kill missed the window");
-            continue;
         }
 
         let out = run_with(&sb, None);
@@ -1167,9 +1103,7 @@ fn a_kill_between_the_two_export_marks_leaves_a_stale_export_checksum() {
         assert_eq!(
             meta(&db, "export_checksum"),
             Some(xxh128_hex(sb.master_text().as_bytes())),
-            "after a kill and a new run, the store's export_checksum is not the master CSV's"
+            "attempt {attempt}: after a kill and a new run, export_checksum is not the master CSV's"
         );
-        return;
     }
-    panic!("no kill landed in the window in 100 attempts");
 }

@@ -142,7 +142,12 @@ impl<'a> Job<'a> {
             }
         }
         for target in [&self.settings.merged_file, &self.settings.metadata_file] {
-            remove_stray_temps(target);
+            if let Some(dir) = target.parent() {
+                remove_stray_temps(dir, &export::temp_prefix(target));
+            }
+        }
+        for dir in [&self.settings.archive_dir, &self.settings.rejected_dir] {
+            remove_stray_temps(dir, archive::TEMP_PREFIX);
         }
         Ok(())
     }
@@ -248,7 +253,7 @@ impl<'a> Job<'a> {
             tracing::info!(file = %file.name, "dropped column(s) no row holds a value for: {}", applied.dropped.join(", "));
         }
         if !self.args.dry_run {
-            self.move_out(file, file_id, destination)?;
+            self.move_out(file, file_id, destination, None)?;
             line.push_str(&format!(" -> {}", destination.display()));
         }
         tracing::info!("{line} | keys: {}", self.key_sample(applied));
@@ -267,7 +272,16 @@ impl<'a> Job<'a> {
     }
 
     /// Moves a file whose ledger row is committed, then confirms the move in the ledger.
-    fn move_out(&mut self, file: &Candidate, file_id: i64, destination: &Path) -> Result<()> {
+    /// Moves a file whose ledger row is committed, writes the reason beside a rejected file,
+    /// then confirms the move in the ledger. Killed anywhere in between, the next run's
+    /// recovery finishes the same steps.
+    fn move_out(
+        &mut self,
+        file: &Candidate,
+        file_id: i64,
+        destination: &Path,
+        reason: Option<&ledger::PendingMove>,
+    ) -> Result<()> {
         if file.path == destination {
             ledger::mark_moved(&self.conn, file_id, &store::now())?;
             return Ok(());
@@ -283,6 +297,9 @@ impl<'a> Job<'a> {
             return Ok(());
         }
         fault::point("after-move");
+        if let Some(reason) = reason {
+            write_reason_for(destination, reason)?;
+        }
         ledger::mark_moved(&self.conn, file_id, &store::now())?;
         Ok(())
     }
@@ -316,20 +333,19 @@ impl<'a> Job<'a> {
         if self.args.dry_run {
             return Ok(());
         }
-        self.move_out(file, file_id, &destination)?;
+        let pending = ledger::PendingMove {
+            id: file_id,
+            name: file.name.clone(),
+            checksum: file.checksum.to_string(),
+            status: Status::Rejected.as_str().into(),
+            moved_to: path_text(&destination),
+            rule: Some(error.rule.as_str().into()),
+            line: error.line.map(|l| l as i64),
+            column_name: error.column.as_ref().map(|c| c.name.clone()),
+            error: Some(text.clone()),
+        };
+        self.move_out(file, file_id, &destination, Some(&pending))?;
         if destination.exists() {
-            let pending = ledger::PendingMove {
-                id: file_id,
-                name: file.name.clone(),
-                checksum: file.checksum.to_string(),
-                status: Status::Rejected.as_str().into(),
-                moved_to: path_text(&destination),
-                rule: Some(error.rule.as_str().into()),
-                line: error.line.map(|l| l as i64),
-                column_name: error.column.as_ref().map(|c| c.name.clone()),
-                error: Some(text.clone()),
-            };
-            write_reason_for(&destination, &pending)?;
             tracing::error!("rejected {text} -> {}", destination.display());
             self.say(&format!("rejected  {} -> {}", file.name, destination.display()));
         }
@@ -364,7 +380,7 @@ impl<'a> Job<'a> {
             file.name, file.checksum
         );
         if !self.args.dry_run {
-            self.move_out(file, file_id, &destination)?;
+            self.move_out(file, file_id, &destination, None)?;
             line.push_str(&format!(" -> {}", destination.display()));
         }
         tracing::info!("{line}");
@@ -392,8 +408,10 @@ impl<'a> Job<'a> {
             &self.settings.metadata_file,
         )?;
         fault::point("after-export");
-        store::set_meta(&self.conn, "export_generation", &data.to_string())?;
-        store::set_meta(&self.conn, "export_checksum", &report.checksum.to_string())?;
+        let sp = self.conn.savepoint()?;
+        store::set_meta(&sp, "export_generation", &data.to_string())?;
+        store::set_meta(&sp, "export_checksum", &report.checksum.to_string())?;
+        sp.commit()?;
         tracing::info!(
             rows = report.rows,
             columns = report.columns.len(),
@@ -459,16 +477,15 @@ fn write_reason_for(target: &Path, pending: &ledger::PendingMove) -> Result<()> 
         .with_context(|| format!("cannot write the reason next to {}", target.display()))
 }
 
-/// Removes temporary export files left by a run that was killed while exporting.
-fn remove_stray_temps(target: &Path) {
-    let Some(dir) = target.parent() else { return };
-    let prefix = export::temp_prefix(target);
+/// Removes temporary files (names starting with `prefix`) left in `dir` by a run that was
+/// killed while writing them.
+fn remove_stray_temps(dir: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix)
+        if entry.file_name().to_string_lossy().starts_with(prefix)
             && std::fs::remove_file(entry.path()).is_ok()
         {
-            tracing::info!(file = %entry.path().display(), "removed a temporary export left by an interrupted run");
+            tracing::info!(file = %entry.path().display(), "removed a temporary file left by an interrupted run");
         }
     }
 }
