@@ -2,7 +2,7 @@
 //! built once per file for the file's set of columns.
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, Statement};
 
 use super::catalog::Column;
 
@@ -25,9 +25,11 @@ pub enum Change {
 /// live column the file lacks.
 pub struct RecordWriter<'c> {
     conn: &'c Connection,
-    select_sql: String,
-    insert_sql: String,
-    update_sql: String,
+    select: Statement<'c>,
+    insert: Statement<'c>,
+    update: Statement<'c>,
+    /// Inserts into `record_version`, when history is kept.
+    version: Option<Statement<'c>>,
     /// For each live value column, the index of the file field that feeds it.
     slots: Vec<Option<usize>>,
     /// The file field indexes that have a live value column, in insert order.
@@ -36,8 +38,6 @@ pub struct RecordWriter<'c> {
     first_seq: i64,
     next_seq: i64,
     file_id: i64,
-    /// Whether each write is also kept in `record_version`.
-    history: bool,
     encoded: String,
 }
 
@@ -97,17 +97,24 @@ impl<'c> RecordWriter<'c> {
             conn.prepare_cached("INSERT INTO file_columns (file_id, column_ids) VALUES (?1, ?2)")?
                 .execute(rusqlite::params![file_id, ids.join(",")])?;
         }
+        let version = if history {
+            Some(conn.prepare(
+                "INSERT INTO record_version (key, seq, file_id, line, kind, vals) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?)
+        } else {
+            None
+        };
         Ok(RecordWriter {
             conn,
-            select_sql,
-            insert_sql,
-            update_sql,
+            select: conn.prepare(&select_sql)?,
+            insert: conn.prepare(&insert_sql)?,
+            update: conn.prepare(&update_sql)?,
+            version,
             slots,
             inserted_fields,
             first_seq,
             next_seq: first_seq,
             file_id,
-            history,
             encoded: String::new(),
         })
     }
@@ -117,8 +124,7 @@ impl<'c> RecordWriter<'c> {
         let stored = self.compare(key, fields)?;
         let seq = self.next_seq;
         self.next_seq += 1;
-        let sql = if stored.is_some() { &self.update_sql } else { &self.insert_sql };
-        let mut stmt = self.conn.prepare_cached(sql)?;
+        let stmt = if stored.is_some() { &mut self.update } else { &mut self.insert };
         stmt.raw_bind_parameter(1, seq)?;
         stmt.raw_bind_parameter(2, key)?;
         stmt.raw_bind_parameter(3, self.file_id)?;
@@ -129,7 +135,7 @@ impl<'c> RecordWriter<'c> {
         stmt.raw_execute()?;
         let repeated = stored.as_ref().is_some_and(|s| s.seq >= self.first_seq);
         let mut now_updated = false;
-        if self.history {
+        if self.version.is_some() {
             now_updated = self.keep_version(key, fields, line, seq, stored.as_ref(), repeated)?;
         }
         crate::fault::point("row");
@@ -185,40 +191,38 @@ impl<'c> RecordWriter<'c> {
             encode_fields(&mut self.encoded, self.inserted_fields.iter().map(|&i| cell(fields[i])));
             Some(self.encoded.as_str())
         };
-        self.conn
-            .prepare_cached(
-                "INSERT INTO record_version (key, seq, file_id, line, kind, vals) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(rusqlite::params![key, seq, self.file_id, line as i64, kind, vals])?;
+        let insert = self.version.as_mut().expect("history is kept");
+        insert.execute(rusqlite::params![key, seq, self.file_id, line as i64, kind, vals])?;
         Ok(now_updated)
     }
 
     /// Looks up the stored row of `key` and whether the incoming fields equal it.
-    fn compare(&self, key: &str, fields: &[&str]) -> rusqlite::Result<Option<Stored>> {
-        let mut stmt = self.conn.prepare_cached(&self.select_sql)?;
-        stmt.query_row([key], |row| {
-            let mut same = true;
-            for (index, slot) in self.slots.iter().enumerate() {
-                let incoming = slot.and_then(|i| cell(fields[i]));
-                let stored = match row.get_ref(index + 2)? {
-                    ValueRef::Null => None,
-                    ValueRef::Text(bytes) => Some(bytes),
-                    _ => {
-                        return Err(rusqlite::Error::InvalidColumnType(
-                            index + 2,
-                            "value".into(),
-                            rusqlite::types::Type::Text,
-                        ));
+    fn compare(&mut self, key: &str, fields: &[&str]) -> rusqlite::Result<Option<Stored>> {
+        let slots = &self.slots;
+        self.select
+            .query_row([key], |row| {
+                let mut same = true;
+                for (index, slot) in slots.iter().enumerate() {
+                    let incoming = slot.and_then(|i| cell(fields[i]));
+                    let stored = match row.get_ref(index + 2)? {
+                        ValueRef::Null => None,
+                        ValueRef::Text(bytes) => Some(bytes),
+                        _ => {
+                            return Err(rusqlite::Error::InvalidColumnType(
+                                index + 2,
+                                "value".into(),
+                                rusqlite::types::Type::Text,
+                            ));
+                        }
+                    };
+                    if stored != incoming.map(str::as_bytes) {
+                        same = false;
+                        break;
                     }
-                };
-                if stored != incoming.map(str::as_bytes) {
-                    same = false;
-                    break;
                 }
-            }
-            Ok(Stored { seq: row.get(0)?, line: row.get::<_, i64>(1)? as u64, same })
-        })
-        .optional()
+                Ok(Stored { seq: row.get(0)?, line: row.get::<_, i64>(1)? as u64, same })
+            })
+            .optional()
     }
 }
 
