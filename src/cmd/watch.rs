@@ -18,14 +18,18 @@ pub struct WatchArgs {
 }
 
 /// Never returns on its own; stop it with Ctrl-C or a signal (a run killed midway is finished
-/// by the next one).
+/// by the next one). A run that cannot run (the lock held too long by another run, a store
+/// error) is reported and tried again after the interval.
 pub fn execute(settings: &Settings, args: &WatchArgs) -> Result<i32> {
     if !(args.interval.is_finite() && args.interval > 0.0) {
         anyhow::bail!("--interval must be a positive number of seconds");
     }
     let run_args = RunArgs { dry_run: false, quiet: args.quiet };
     loop {
-        run::execute(settings, &run_args)?;
+        if let Err(e) = run::execute(settings, &run_args) {
+            tracing::error!("{e:#}");
+            eprintln!("csv-watchdog: error: {e:#}; trying again in {} s", args.interval);
+        }
         std::thread::sleep(Duration::from_secs_f64(args.interval));
     }
 }
