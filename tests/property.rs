@@ -270,7 +270,7 @@ impl InputFile {
         match self.eol {
             Eol::Lf => "\n",
             Eol::Crlf => "\r\n",
-            Eol::Mixed if i % 2 == 0 => "\r\n",
+            Eol::Mixed if i.is_multiple_of(2) => "\r\n",
             Eol::Mixed => "\n",
         }
     }

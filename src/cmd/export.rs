@@ -31,12 +31,7 @@ pub struct ExportArgs {
 }
 
 pub fn execute(settings: &Settings, args: &ExportArgs) -> Result<i32> {
-    let Some(conn) = store::open_read_only(&settings.store_file)? else {
-        bail!(
-            "there is no store at {} yet; run `csv-watchdog run` first",
-            settings.store_file.display()
-        );
-    };
+    let conn = crate::cmd::open_store(settings)?;
     let moment = moment(&conn, args)?;
     let output = match (&args.output, moment) {
         (Some(path), _) => config::absolute(path),

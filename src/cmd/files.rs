@@ -10,7 +10,7 @@ use crate::cmd::query::json_value;
 use crate::config::Settings;
 use crate::error::exit;
 use crate::output::{self, Format};
-use crate::store::{self, ledger};
+use crate::store::ledger;
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -41,12 +41,7 @@ pub enum FilesCommand {
 }
 
 pub fn execute(settings: &Settings, args: &FilesArgs) -> Result<i32> {
-    let Some(conn) = store::open_read_only(&settings.store_file)? else {
-        bail!(
-            "there is no store at {} yet; run `csv-watchdog run` first",
-            settings.store_file.display()
-        );
-    };
+    let conn = crate::cmd::open_store(settings)?;
     if let Some(FilesCommand::Show { file, format }) = &args.command {
         return show(&conn, file, Format::or_default(*format));
     }

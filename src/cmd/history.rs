@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::config::Settings;
 use crate::error::exit;
 use crate::output::{self, Format};
-use crate::store::{self, history};
+use crate::store::history;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct HistoryArgs {
@@ -22,12 +22,7 @@ pub struct HistoryArgs {
 }
 
 pub fn execute(settings: &Settings, args: &HistoryArgs) -> Result<i32> {
-    let Some(conn) = store::open_read_only(&settings.store_file)? else {
-        bail!(
-            "there is no store at {} yet; run `csv-watchdog run` first",
-            settings.store_file.display()
-        );
-    };
+    let conn = crate::cmd::open_store(settings)?;
     let versions = history::versions(&conn, &args.key)?;
     if versions.is_empty() {
         bail!(

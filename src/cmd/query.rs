@@ -8,7 +8,6 @@ use serde_json::Value;
 use crate::config::Settings;
 use crate::error::exit;
 use crate::output::{self, Format};
-use crate::store;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct QueryArgs {
@@ -20,12 +19,7 @@ pub struct QueryArgs {
 }
 
 pub fn execute(settings: &Settings, args: &QueryArgs) -> Result<i32> {
-    let Some(conn) = store::open_read_only(&settings.store_file)? else {
-        bail!(
-            "there is no store at {} yet; run `csv-watchdog run` first",
-            settings.store_file.display()
-        );
-    };
+    let conn = crate::cmd::open_store(settings)?;
     conn.pragma_update(None, "query_only", true)?;
     let mut stmt = match conn.prepare(&args.sql) {
         Ok(stmt) => stmt,

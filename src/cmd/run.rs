@@ -316,20 +316,14 @@ impl<'a> Job<'a> {
         let verb = if self.args.dry_run { "would reject" } else { "rejected" };
         eprintln!("csv-watchdog: {verb} {text}");
         let destination = self.destination(&self.settings.rejected_dir, file);
-        let file_id = {
-            let sp = self.conn.savepoint()?;
-            let id = ledger::insert(
-                &sp,
-                run_id,
-                file,
-                Status::Rejected,
-                &path_text(&destination),
-                started_at,
-            )?;
-            ledger::set_error(&sp, id, error, &text)?;
-            sp.commit()?;
-            id
-        };
+        let file_id = self.commit_entry(
+            run_id,
+            file,
+            Status::Rejected,
+            &destination,
+            started_at,
+            Some((error, &text)),
+        )?;
         if self.args.dry_run {
             return Ok(());
         }
@@ -352,6 +346,25 @@ impl<'a> Job<'a> {
         Ok(())
     }
 
+    /// Records a rejected or duplicate file in the ledger, in its own small transaction.
+    fn commit_entry(
+        &mut self,
+        run_id: i64,
+        file: &Candidate,
+        status: Status,
+        destination: &Path,
+        started_at: &str,
+        error: Option<(&InputError, &str)>,
+    ) -> Result<i64> {
+        let sp = self.conn.savepoint()?;
+        let id = ledger::insert(&sp, run_id, file, status, &path_text(destination), started_at)?;
+        if let Some((error, text)) = error {
+            ledger::set_error(&sp, id, error, text)?;
+        }
+        sp.commit()?;
+        Ok(id)
+    }
+
     fn record_duplicate(
         &mut self,
         run_id: i64,
@@ -361,19 +374,8 @@ impl<'a> Job<'a> {
     ) -> Result<()> {
         self.totals.duplicate += 1;
         let destination = self.destination(&self.settings.archive_dir, file);
-        let file_id = {
-            let sp = self.conn.savepoint()?;
-            let id = ledger::insert(
-                &sp,
-                run_id,
-                file,
-                Status::Duplicate,
-                &path_text(&destination),
-                &store::now(),
-            )?;
-            sp.commit()?;
-            id
-        };
+        let file_id =
+            self.commit_entry(run_id, file, Status::Duplicate, &destination, &store::now(), None)?;
         let verb = if self.args.dry_run { "would skip" } else { "duplicate" };
         let mut line = format!(
             "{verb} {} (checksum {}): already applied as ledger entry {first_id} at {when}; nothing changed",

@@ -1,7 +1,7 @@
 //! `csv-watchdog status`: what the store holds, how the last run went, what waits in the inbox,
 //! and whether the master CSV and metadata match the store.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::{Value, json};
 
 use crate::checksum::Checksum;
@@ -19,12 +19,7 @@ pub struct StatusArgs {
 }
 
 pub fn execute(settings: &Settings, args: &StatusArgs) -> Result<i32> {
-    let Some(conn) = store::open_read_only(&settings.store_file)? else {
-        bail!(
-            "there is no store at {} yet; run `csv-watchdog run` first",
-            settings.store_file.display()
-        );
-    };
+    let conn = crate::cmd::open_store(settings)?;
     let (rows, columns, applied, rejected, duplicate, unmoved): (i64, i64, i64, i64, i64, i64) =
         conn.query_row(include_str!("../../sql/status.sql"), [], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))

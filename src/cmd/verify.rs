@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::archive;
 use crate::checksum::Checksum;
@@ -34,12 +34,7 @@ impl Findings {
 }
 
 pub fn execute(settings: &Settings, args: &VerifyArgs) -> Result<i32> {
-    let Some(conn) = store::open_read_only(&settings.store_file)? else {
-        bail!(
-            "there is no store at {} yet; run `csv-watchdog run` first",
-            settings.store_file.display()
-        );
-    };
+    let conn = crate::cmd::open_store(settings)?;
     let mut found = Findings::default();
     check_sqlite(&conn, &mut found)?;
     check_catalog(&conn, &mut found)?;

@@ -26,30 +26,25 @@ pub fn live_columns(conn: &Connection) -> rusqlite::Result<Vec<Column>> {
         "SELECT id, name, folded, position, is_key FROM catalog WHERE dropped_by IS NULL
          ORDER BY is_key DESC, position",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Column {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            folded: r.get(2)?,
-            position: r.get(3)?,
-            is_key: r.get(4)?,
-        })
-    })?;
+    let rows = stmt.query_map([], column_from_row)?;
     rows.collect()
+}
+
+/// A column from a row of `id, name, folded, position, is_key`.
+fn column_from_row(r: &rusqlite::Row) -> rusqlite::Result<Column> {
+    Ok(Column {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        folded: r.get(2)?,
+        position: r.get(3)?,
+        is_key: r.get(4)?,
+    })
 }
 
 /// The columns live right after ledger entry `file_id` was applied, key first.
 pub fn columns_after(conn: &Connection, file_id: i64) -> rusqlite::Result<Vec<Column>> {
     let mut stmt = conn.prepare_cached(include_str!("../../sql/as_of_columns.sql"))?;
-    let rows = stmt.query_map([file_id], |r| {
-        Ok(Column {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            folded: r.get(2)?,
-            position: r.get(3)?,
-            is_key: r.get(4)?,
-        })
-    })?;
+    let rows = stmt.query_map([file_id], column_from_row)?;
     rows.collect()
 }
 
