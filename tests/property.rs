@@ -402,7 +402,7 @@ fn fault_strategy() -> impl Strategy<Value = Fault> {
     ]
 }
 
-fn inject(records: &mut Vec<Vec<String>>, fault: &Fault) {
+fn inject(records: &mut [Vec<String>], fault: &Fault) {
     let key_pos = records[0].iter().position(|h| fold(h) == KEY).expect("good file has a key");
     let rows = records.len() - 1;
     match fault {
