@@ -13,6 +13,7 @@ pub const TEMP_PREFIX: &str = ".csv-watchdog-";
 /// `<dir>/<name>.<YYYYmmddTHHMMSS.fff>` (local time), with `.1`, `.2`… added if that name is
 /// taken, so an archived file is never overwritten.
 pub fn destination(dir: &Path, name: &str) -> PathBuf {
+    let name = fit_name(name);
     let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
     let base = dir.join(format!("{name}.{stamp}"));
     let taken = |p: &Path| p.exists() || reason_path(p).exists();
@@ -23,6 +24,22 @@ pub fn destination(dir: &Path, name: &str) -> PathBuf {
         .map(|n| dir.join(format!("{name}.{stamp}.{n}")))
         .find(|p| !taken(p))
         .expect("some suffix is free")
+}
+
+/// The most bytes of the original name kept in an archived name, so that the stamp, a `.N`
+/// suffix and a `.json` reason file still fit the usual 255-byte limit of a file name.
+const MAX_NAME_BYTES: usize = 220;
+
+/// The name cut to [`MAX_NAME_BYTES`] at a character boundary (the ledger keeps it whole).
+fn fit_name(name: &str) -> &str {
+    if name.len() <= MAX_NAME_BYTES {
+        return name;
+    }
+    let mut end = MAX_NAME_BYTES;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 /// The JSON file that sits next to a rejected file.
@@ -156,6 +173,15 @@ pub fn list_archived(dir: &Path) -> io::Result<Vec<Archived>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_name_is_cut_so_the_archived_name_fits() {
+        let name = format!("{}.csv", "é".repeat(200));
+        let dest = destination(Path::new("/a"), &name);
+        let file = dest.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(file.len() + ".json".len() <= 255, "{}", file.len());
+        assert!(file.starts_with(&"é".repeat(110)));
+    }
 
     #[test]
     fn archived_names_give_back_the_name_stamp_and_suffix() {

@@ -76,9 +76,23 @@ fn run(cli: Cli) -> i32 {
         }
     };
     logging::init(&settings);
+    if cli.command.as_ref().is_some_and(|c| !matches!(c, Command::Run(_)))
+        && (cli.run.dry_run || cli.run.quiet)
+    {
+        eprintln!(
+            "csv-watchdog: --dry-run and --quiet before a subcommand go with `run` only; put them after the subcommand if it has them"
+        );
+        return exit::FAILURE;
+    }
     let result = match &cli.command {
         None => cmd::run::execute(&settings, &cli.run),
-        Some(Command::Run(args)) => cmd::run::execute(&settings, args),
+        Some(Command::Run(args)) => {
+            let args = cmd::run::RunArgs {
+                dry_run: args.dry_run || cli.run.dry_run,
+                quiet: args.quiet || cli.run.quiet,
+            };
+            cmd::run::execute(&settings, &args)
+        }
         Some(Command::Export(args)) => cmd::export::execute(&settings, args),
         Some(Command::Watch(args)) => cmd::watch::execute(&settings, args),
         Some(Command::Query(args)) => cmd::query::execute(&settings, args),

@@ -196,10 +196,55 @@ pub fn from_map(map: &Map<String, Value>, base: &Path) -> Result<Settings, Confi
         },
         keep_history: cfg.boolean("keep_history")?,
     };
+    check_layout(&settings)?;
     if settings.key_column.chars().any(|c| c == '\0') {
         return Err(ConfigError("key_column must not contain a NUL character".into()));
     }
     Ok(settings)
+}
+
+/// Refuses folder layouts that would make the tool feed on itself: the inbox doubling as the
+/// archive or rejected folder, or an output of the tool landing in the inbox as an input.
+fn check_layout(s: &Settings) -> Result<(), ConfigError> {
+    let same = |a: &Path, b: &Path| lexical(a) == lexical(b);
+    for (key, dir) in [("archive_dir", &s.archive_dir), ("rejected_dir", &s.rejected_dir)] {
+        if same(dir, &s.watch_dir) {
+            return Err(ConfigError(format!(
+                "{key} must not be the watch_dir: every archived file would be read again"
+            )));
+        }
+    }
+    for (key, file) in [
+        ("merged_file", &s.merged_file),
+        ("metadata_file", &s.metadata_file),
+        ("store_file", &s.store_file),
+    ] {
+        let in_inbox = file.parent().is_some_and(|p| same(p, &s.watch_dir));
+        let name =
+            file.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        if in_inbox && s.supported_extensions.iter().any(|ext| name.ends_with(ext.as_str())) {
+            return Err(ConfigError(format!(
+                "{key} {} is inside watch_dir with a supported extension: it would be read back as an input; put it elsewhere",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A path with `.` and `..` resolved by text alone, for comparing configured paths.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn one_of(key: &str, got: &str, allowed: &[&str]) -> ConfigError {
@@ -410,6 +455,15 @@ mod tests {
         assert!(
             parse(r#"{"column_order": "random"}"#).unwrap_err().0.contains("not one of sorted")
         );
+    }
+
+    #[test]
+    fn an_output_or_archive_inside_the_inbox_is_refused() {
+        let e = parse(r#"{"watch_dir": "in", "merged_file": "in/master.csv"}"#).unwrap_err();
+        assert!(e.0.contains("merged_file"), "{}", e.0);
+        let e = parse(r#"{"watch_dir": "in", "archive_dir": "./in/"}"#).unwrap_err();
+        assert!(e.0.contains("archive_dir must not be the watch_dir"), "{}", e.0);
+        assert!(parse(r#"{"watch_dir": "in", "merged_file": "in/master.txt"}"#).is_ok());
     }
 
     #[test]

@@ -40,9 +40,19 @@ pub fn print(format: Format, headers: &[String], rows: &[Vec<Value>]) -> io::Res
     }
 }
 
-/// A row as a JSON object keyed by the headers.
+/// A row as a JSON object keyed by the headers, in their order; a repeated header gets a
+/// `:2`, `:3`… suffix so that no value is lost.
 pub fn object(headers: &[String], row: &[Value]) -> Value {
-    let map: Map<String, Value> = headers.iter().cloned().zip(row.iter().cloned()).collect();
+    let mut map = Map::new();
+    for (header, value) in headers.iter().zip(row) {
+        let mut name = header.clone();
+        let mut n = 1;
+        while map.contains_key(&name) {
+            n += 1;
+            name = format!("{header}:{n}");
+        }
+        map.insert(name, value.clone());
+    }
     Value::Object(map)
 }
 

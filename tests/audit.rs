@@ -368,10 +368,11 @@ fn history_json_of_a_company_whose_sector_changed_shows_each_change_and_its_file
     let mut last = None;
     for snapshot in replay.applied() {
         if let Some(row) = snapshot.rows.iter().find(|r| r.key == SECTOR_CHANGER)
-            && sector(&row.values) != last {
-                last = sector(&row.values);
-                expected.push((snapshot.name.clone(), last.clone()));
-            }
+            && sector(&row.values) != last
+        {
+            last = sector(&row.values);
+            expected.push((snapshot.name.clone(), last.clone()));
+        }
     }
     assert!(expected.len() >= 4, "the premise: {SECTOR_CHANGER} changed sector: {expected:?}");
     assert_eq!(reported, expected);

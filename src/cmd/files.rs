@@ -85,7 +85,7 @@ fn show(conn: &rusqlite::Connection, spec: &str, format: Format) -> Result<i32> 
         let mut doc = output::object(&fields, &record);
         doc["keys_inserted"] = json!(inserted);
         doc["keys_updated"] = json!(updated);
-        crate::cmd::say(&serde_json::to_string_pretty(&doc)?);
+        crate::cmd::say_json(&doc, format)?;
         return Ok(exit::OK);
     }
     let mut rows: Vec<Vec<Value>> =

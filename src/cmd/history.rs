@@ -25,6 +25,17 @@ pub fn execute(settings: &Settings, args: &HistoryArgs) -> Result<i32> {
     let conn = crate::cmd::open_store(settings)?;
     let versions = history::versions(&conn, &args.key)?;
     if versions.is_empty() {
+        let stored: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM record_data WHERE key = ?1)",
+            [&args.key],
+            |r| r.get(0),
+        )?;
+        if stored {
+            bail!(
+                "the row {:?} is stored but has no history: keep_history was off when it was written",
+                args.key
+            );
+        }
         bail!(
             "no row with key {:?} has ever been stored (keys compare exactly, case included)",
             args.key
@@ -77,7 +88,7 @@ pub fn execute(settings: &Settings, args: &HistoryArgs) -> Result<i32> {
             .map(|v| json!({"file": v.file_name, "file_id": v.file_id, "applied_at": v.applied_at}))
             .collect();
         let doc = json!({"key": args.key, "versions": list, "resent_unchanged": resent});
-        crate::cmd::say(&serde_json::to_string_pretty(&doc)?);
+        crate::cmd::say_json(&doc, format)?;
         return Ok(exit::OK);
     }
 

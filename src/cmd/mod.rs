@@ -32,3 +32,13 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<rusqlite::Connection> {
         ),
     }
 }
+
+/// Prints one JSON document: pretty for `--format json`, on one line for `--format jsonl`.
+pub fn say_json(doc: &serde_json::Value, format: crate::output::Format) -> anyhow::Result<()> {
+    let text = match format {
+        crate::output::Format::Jsonl => serde_json::to_string(doc)?,
+        _ => serde_json::to_string_pretty(doc)?,
+    };
+    say(&text);
+    Ok(())
+}

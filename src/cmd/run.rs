@@ -41,7 +41,13 @@ pub fn execute(settings: &Settings, args: &RunArgs) -> Result<i32> {
             .with_context(|| format!("cannot create watch_dir {}", settings.watch_dir.display()))?;
         job.recover()?;
     }
-    let run_id = ledger::start_run(&job.conn, args.dry_run, &store::now())?;
+    let run_id = ledger::start_run(&job.conn, args.dry_run, &store::now()).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot write to the store {}: {}",
+            settings.store_file.display(),
+            store::plain(&e)
+        )
+    })?;
     let scan = inbox::scan(settings)
         .with_context(|| format!("cannot scan {}", settings.watch_dir.display()))?;
     for waiting in &scan.waiting {
@@ -90,6 +96,7 @@ impl<'a> Job<'a> {
             conn.execute_batch("BEGIN")?;
         }
         store::check_key_column(&conn, &settings.key_column)?;
+        refuse_lost_store(&conn, settings)?;
         Ok(Job::new(conn, settings, args, false))
     }
 
@@ -253,8 +260,11 @@ impl<'a> Job<'a> {
             tracing::info!(file = %file.name, "dropped column(s) no row holds a value for: {}", applied.dropped.join(", "));
         }
         if !self.args.dry_run {
-            self.move_out(file, file_id, destination, None)?;
-            line.push_str(&format!(" -> {}", destination.display()));
+            if self.move_out(file, file_id, destination, None)? {
+                line.push_str(&format!(" -> {}", destination.display()));
+            } else {
+                line.push_str("; still in the inbox (the move failed)");
+            }
         }
         tracing::info!("{line} | keys: {}", self.key_sample(applied));
         self.say(&line);
@@ -281,10 +291,10 @@ impl<'a> Job<'a> {
         file_id: i64,
         destination: &Path,
         reason: Option<&ledger::PendingMove>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if file.path == destination {
             ledger::mark_moved(&self.conn, file_id, &store::now())?;
-            return Ok(());
+            return Ok(true);
         }
         if let Err(e) = archive::move_file(&file.path, destination) {
             tracing::error!(file = %file.name, "cannot move the file: {e}");
@@ -294,14 +304,14 @@ impl<'a> Job<'a> {
             );
             self.unmoved.insert((file.name.clone(), file.checksum.to_string()));
             self.totals.unreadable += 1;
-            return Ok(());
+            return Ok(false);
         }
         fault::point("after-move");
         if let Some(reason) = reason {
             write_reason_for(destination, reason)?;
         }
         ledger::mark_moved(&self.conn, file_id, &store::now())?;
-        Ok(())
+        Ok(true)
     }
 
     fn reject(
@@ -338,8 +348,7 @@ impl<'a> Job<'a> {
             column_name: error.column.as_ref().map(|c| c.name.clone()),
             error: Some(text.clone()),
         };
-        self.move_out(file, file_id, &destination, Some(&pending))?;
-        if destination.exists() {
+        if self.move_out(file, file_id, &destination, Some(&pending))? {
             tracing::error!("rejected {text} -> {}", destination.display());
             self.say(&format!("rejected  {} -> {}", file.name, destination.display()));
         }
@@ -382,8 +391,11 @@ impl<'a> Job<'a> {
             file.name, file.checksum
         );
         if !self.args.dry_run {
-            self.move_out(file, file_id, &destination, None)?;
-            line.push_str(&format!(" -> {}", destination.display()));
+            if self.move_out(file, file_id, &destination, None)? {
+                line.push_str(&format!(" -> {}", destination.display()));
+            } else {
+                line.push_str("; still in the inbox (the move failed)");
+            }
         }
         tracing::info!("{line}");
         self.say(&line);
@@ -445,6 +457,26 @@ impl<'a> Job<'a> {
         tracing::info!("{line}");
         crate::cmd::say(&line);
     }
+}
+
+/// A store with an empty ledger next to an archive that holds files was lost or replaced: going
+/// on would start the dataset afresh and shrink the master CSV to the new files alone.
+fn refuse_lost_store(conn: &Connection, settings: &Settings) -> Result<()> {
+    let files: i64 = conn.query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))?;
+    if files > 0 {
+        return Ok(());
+    }
+    let archived = archive::list_archived(&settings.archive_dir).map(|a| a.len()).unwrap_or(0);
+    if archived > 0 {
+        anyhow::bail!(
+            "the store {} has no record of any file, but the archive {} holds {archived} archived file(s): \
+             the store was lost or replaced. Run `csv-watchdog rebuild --force` to rebuild it from the archive \
+             (or move the archive aside to start afresh)",
+            settings.store_file.display(),
+            settings.archive_dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Completes the move of a file recorded in the ledger. Says what was done.

@@ -67,7 +67,7 @@ pub fn execute(settings: &Settings, args: &StatusArgs) -> Result<i32> {
     if format == Format::Json || format == Format::Jsonl {
         let doc: serde_json::Map<String, Value> =
             facts.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        crate::cmd::say(&serde_json::to_string_pretty(&doc)?);
+        crate::cmd::say_json(&Value::Object(doc), format)?;
     } else {
         let rows: Vec<Vec<Value>> = facts.into_iter().map(|(k, v)| vec![json!(k), v]).collect();
         output::print(format, &["field".to_string(), "value".to_string()], &rows)?;

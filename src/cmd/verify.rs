@@ -78,7 +78,7 @@ fn check_catalog(conn: &rusqlite::Connection, found: &mut Findings) -> Result<()
     let expected: HashSet<String> = live
         .iter()
         .map(|c| c.physical())
-        .chain(["seq", "file_id", "line"].map(String::from))
+        .chain(["seq", "key", "file_id", "line"].map(String::from))
         .collect();
     let before = found.problems.len();
     for missing in expected.difference(&physical) {

@@ -33,8 +33,14 @@ pub enum FileError {
     /// The file changed while it was being applied: leave it for the next run.
     #[error("the file changed while it was being read; left for the next run")]
     Changed,
-    #[error("store error: {0}")]
-    Store(#[from] rusqlite::Error),
+    #[error("store error: {}", crate::store::plain(.0))]
+    Store(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for FileError {
+    fn from(e: rusqlite::Error) -> FileError {
+        FileError::Store(e)
+    }
 }
 
 impl From<ReadError> for FileError {

@@ -40,6 +40,8 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 /// Fills the values of the versions made for rows stored before history existed: every live
 /// value column, registered as the field list of each file that wrote a stored row.
 fn backfill_history(conn: &Connection) -> rusqlite::Result<()> {
+    // The `records` view exists from the start, so queries work before any file arrives.
+    super::catalog::refresh_view(conn, &super::catalog::live_columns(conn)?)?;
     // Past states before this point cannot be rebuilt: only the rows as they are now are known.
     let last: Option<i64> = conn.query_row("SELECT max(id) FROM ledger", [], |r| r.get(0))?;
     if let Some(last) = last {

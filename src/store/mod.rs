@@ -26,16 +26,44 @@ pub enum StoreError {
         "the store was written by a newer csv-watchdog (schema version {found}; this build knows up to {known}); upgrade csv-watchdog"
     )]
     TooNew { found: usize, known: usize },
-    #[error("migration {name} failed: {error}")]
+    #[error("migration {name} failed: {}", plain(.error))]
     Migration { name: &'static str, error: rusqlite::Error },
     #[error(
         "the store was built with key column {stored:?} but the config says key_column {configured:?}; use another store_file or fix the config"
     )]
     KeyMismatch { stored: String, configured: String },
-    #[error("cannot open the store {path}: {error}")]
+    #[error("cannot open the store {}: {}{}", .path.display(), plain(.error), open_hint(.error))]
     Open { path: PathBuf, error: rusqlite::Error },
-    #[error("store error: {0}")]
-    Sql(#[from] rusqlite::Error),
+    #[error("store error: {}", plain(.0))]
+    Sql(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Sql(e)
+    }
+}
+
+/// SQLite's own message, without rusqlite's repetition of the error code.
+pub fn plain(error: &rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        rusqlite::Error::SqliteFailure(code, None) => code.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn open_hint(error: &rusqlite::Error) -> &'static str {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            " (the file is not an SQLite database: damaged, or another file?); \
+             `csv-watchdog rebuild --force` builds a new store from the archive"
+        }
+        Some(rusqlite::ErrorCode::ReadOnly) | Some(rusqlite::ErrorCode::CannotOpen) => {
+            " (check that the file and its folder are writable)"
+        }
+        _ => "",
+    }
 }
 
 /// Opens (creating if needed) the store at `path` and brings its schema up to date.
@@ -47,7 +75,10 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path).map_err(open_err)?;
     configure(&conn).map_err(open_err)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-    migrate::migrate(&mut conn)?;
+    migrate::migrate(&mut conn).map_err(|e| match e {
+        StoreError::Sql(error) => open_err(error),
+        other => other,
+    })?;
     Ok(conn)
 }
 
@@ -58,7 +89,10 @@ pub fn open_read_only(path: &Path) -> Result<Option<Connection>, StoreError> {
         return Ok(None);
     }
     let conn = read_only(path)?;
-    let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    let version = conn
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .map_err(|error| StoreError::Open { path: path.to_path_buf(), error })?
+        as usize;
     if version > migrate::LATEST {
         return Err(StoreError::TooNew { found: version, known: migrate::LATEST });
     }
