@@ -129,6 +129,9 @@ pub fn list(dir: &Path, extensions: &[String]) -> io::Result<Vec<PathBuf>> {
         let kind = entry.file_type()?;
         if kind.is_symlink() {
             tracing::warn!(file = %name, "skipped: symbolic links are not followed; move the real file into the inbox");
+            eprintln!(
+                "csv-watchdog: warning: {name} is a symbolic link, skipped: move the real file into the inbox"
+            );
         } else if kind.is_file() {
             files.push(entry.path());
         }

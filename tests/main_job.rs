@@ -270,3 +270,60 @@ fn the_log_file_gets_one_line_per_file_and_rotates_by_size() {
             || std::fs::read_to_string(sb.path("csv_watchdog.log.1")).unwrap().contains("f5.csv")
     );
 }
+
+#[test]
+fn a_lost_store_next_to_a_full_archive_is_refused_not_started_afresh() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("a.csv", b"cluster_name,cpu\nc1,1\nc2,2\n");
+    sb.run_expect(0);
+    let master = sb.master_text();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", sb.store_path().display()));
+    }
+    sb.drop_bytes("b.csv", b"cluster_name,cpu\nc3,3\n");
+    let run = sb.run();
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.stderr.contains("the store was lost or replaced"), "{run:?}");
+    assert!(run.stderr.contains("csv-watchdog rebuild --force"), "{run:?}");
+    assert_eq!(sb.master_text(), master);
+    assert_eq!(sb.names_in(&sb.inbox()), vec!["b.csv"]);
+
+    let rebuilt = sb.cmd(&["rebuild", "--force"]);
+    assert_eq!(rebuilt.status, 0, "{rebuilt:?}");
+    sb.run_expect(0);
+    assert_eq!(sb.master_text(), "cluster_name,cpu\nc1,1\nc2,2\nc3,3\n");
+}
+
+#[test]
+fn dry_run_before_another_subcommand_is_a_usage_error() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("a.csv", b"cluster_name,cpu\nc1,1\n");
+    let run = sb.cmd(&["--dry-run", "watch", "--interval", "1"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.stderr.contains("go with `run` only"), "{run:?}");
+    assert_eq!(sb.names_in(&sb.inbox()), vec!["a.csv"]);
+    let run = sb.cmd(&["--dry-run", "run"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(run.stdout.contains("would apply a.csv"), "{run:?}");
+    assert!(!sb.store_path().exists());
+}
+
+#[test]
+fn malformed_quoting_is_rejected_instead_of_silently_rewritten() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("a.csv", b"cluster_name,v\nk1,ok\nk2,\"x\"y\n");
+    let run = sb.run_expect(2);
+    assert!(run.stderr.contains("a.csv: line 3: text after the closing quote"), "{run:?}");
+    assert!(run.stderr.contains("[malformed]"), "{run:?}");
+    assert!(!sb.master().exists());
+}
+
+#[test]
+fn utf16_without_a_byte_order_mark_is_named_as_utf16() {
+    let mut sb = Sandbox::new();
+    let text: Vec<u8> =
+        "cluster_name,v\nw1,x\n".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    sb.drop_bytes("wide.csv", &text);
+    let run = sb.run_expect(2);
+    assert!(run.stderr.contains("wide.csv: line 1: the file looks like UTF-16"), "{run:?}");
+}

@@ -16,8 +16,8 @@ pub struct ExportArgs {
     /// Where to write the master CSV [default: merged_file from the config]
     #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// Where to write the metadata JSON [default: metadata_file from the config, or OUTPUT
-    /// with .json added when exporting a past state]
+    /// Where to write the metadata JSON [default: metadata_file from the config; with
+    /// --output, OUTPUT with .json added]
     #[arg(long, value_name = "PATH")]
     pub metadata: Option<PathBuf>,
     /// Export the state right after this moment: RFC 3339 (2026-03-01T12:00:00+01:00), or

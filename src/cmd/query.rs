@@ -11,7 +11,7 @@ use crate::output::{self, Format};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct QueryArgs {
-    /// The SQL to run, e.g. 'SELECT "GICS Sector", count(*) FROM records GROUP BY 1'
+    /// The SQL to run, e.g. 'SELECT region, count(*) FROM records GROUP BY 1'
     pub sql: String,
     /// Output format [default: table on a terminal, csv otherwise]
     #[arg(long, value_enum)]

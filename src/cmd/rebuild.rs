@@ -52,6 +52,7 @@ pub fn execute(settings: &Settings, args: &RebuildArgs) -> Result<i32> {
         } else {
             job.process(run_id, &candidate(file)?)?;
         }
+        keep_original_time(&job.conn, &file.stamp)?;
     }
     let totals = job.totals.clone();
     ledger::finish_run(&job.conn, run_id, &totals, exit::OK, &store::now())?;
@@ -85,6 +86,21 @@ pub fn execute(settings: &Settings, args: &RebuildArgs) -> Result<i32> {
         kept.map(|k| format!("; the old store is kept as {}", k.display())).unwrap_or_default()
     ));
     Ok(if totals.rejected > 0 { exit::REJECTED } else { exit::OK })
+}
+
+/// Dates the ledger entry just made at the moment in the archived name (when the file was first
+/// applied, to the millisecond), not at the rebuild, so `--as-of` and `history` keep their times.
+fn keep_original_time(conn: &rusqlite::Connection, stamp: &str) -> Result<()> {
+    let Ok(naive) = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3f") else {
+        return Ok(());
+    };
+    let Some(local) = naive.and_local_timezone(chrono::Local).earliest() else { return Ok(()) };
+    let at = local.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+    conn.execute(
+        "UPDATE ledger SET started_at = ?1, finished_at = ?1 WHERE id = (SELECT max(id) FROM ledger)",
+        [at],
+    )?;
+    Ok(())
 }
 
 /// Puts a rejected file back in the ledger, with the reason from the JSON file beside it.

@@ -95,9 +95,11 @@ impl ByteScan {
         if self.offset == 0 {
             self.bom = chunk.starts_with(&[0xEF, 0xBB, 0xBF]);
         }
-        let (valid, fault) = self.find_fault(chunk);
+        let (mut valid, mut fault) = self.find_fault(chunk);
+        if let Some((index, error)) = self.track_quotes(&chunk[..valid]) {
+            (valid, fault) = (index, Some(error));
+        }
         let good = &chunk[..valid];
-        self.track_quotes(good);
         let mut counter = LineCounter { pending_cr: self.pending_cr, starts: 0 };
         let starts = &mut self.line_starts;
         counter
@@ -118,6 +120,17 @@ impl ByteScan {
                 Rule::Encoding,
                 "the file is UTF-16 (it starts with a UTF-16 byte-order mark), not UTF-8; \
                  save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)",
+            );
+            return (0, Some(error));
+        }
+        let utf16_without_bom = self.offset == 0
+            && chunk.len() >= 4
+            && ((chunk[1] == 0 && chunk[3] == 0) || (chunk[0] == 0 && chunk[2] == 0));
+        if utf16_without_bom {
+            let error = InputError::new(
+                Rule::Encoding,
+                "the file looks like UTF-16 (a NUL byte beside every character), not UTF-8; \
+                 save it as UTF-8 (e.g. iconv -f UTF-16LE -t UTF-8)",
             );
             return (0, Some(error));
         }
@@ -146,20 +159,24 @@ impl ByteScan {
         }
     }
 
-    /// Follows quoting as the CSV parser does, only to notice a quoted field that never closes:
-    /// a quote opens a field only at the start of a field; inside, `""` is a quote and a lone
-    /// `"` closes it.
-    fn track_quotes(&mut self, chunk: &[u8]) {
-        let mut skip_next = false;
+    /// Follows quoting as the CSV parser does, to notice what it would silently accept: a
+    /// quoted field that never closes, and text after a closing quote (`"x"y`, which the parser
+    /// would turn into `xy`). A quote opens a field only at the start of a field; inside, `""`
+    /// is a quote and a lone `"` closes it. Returns the index of an offending byte, if any.
+    fn track_quotes(&mut self, chunk: &[u8]) -> Option<(usize, InputError)> {
+        let mut skip_until = 0;
         if self.quote_pending && !chunk.is_empty() {
             self.quote_pending = false;
-            if chunk[0] == b'"' {
-                skip_next = true;
-            } else {
-                self.in_quotes = false;
+            match chunk[0] {
+                b'"' => skip_until = 1,
+                b => {
+                    self.in_quotes = false;
+                    if !self.ends_field(b) {
+                        return Some((0, self.after_quote_error(0)));
+                    }
+                }
             }
         }
-        let mut skip_until = if skip_next { 1 } else { 0 };
         for index in memchr::memchr_iter(b'"', chunk) {
             if index < skip_until {
                 continue;
@@ -168,7 +185,8 @@ impl ByteScan {
                 match chunk.get(index + 1) {
                     // An escaped quote: the next byte is consumed with this one.
                     Some(b'"') => skip_until = index + 2,
-                    Some(_) => self.in_quotes = false,
+                    Some(&b) if self.ends_field(b) => self.in_quotes = false,
+                    Some(_) => return Some((index + 1, self.after_quote_error(index + 1))),
                     None => self.quote_pending = true,
                 }
             } else if self.opens_field(chunk, index) {
@@ -179,6 +197,22 @@ impl ByteScan {
         if let Some(&last) = chunk.last() {
             self.prev_byte = Some(last);
         }
+        None
+    }
+
+    fn ends_field(&self, byte: u8) -> bool {
+        byte == self.delimiter || byte == b'\n' || byte == b'\r'
+    }
+
+    fn after_quote_error(&self, index: usize) -> InputError {
+        let at = self.offset + index as u64;
+        InputError::new(
+            Rule::Malformed,
+            format!(
+                "text after the closing quote of a quoted field, at byte offset {at}; \
+                 a quote inside a quoted field must be doubled (\"\")"
+            ),
+        )
     }
 
     fn opens_field(&self, chunk: &[u8], index: usize) -> bool {
@@ -466,10 +500,18 @@ mod tests {
 
     #[test]
     fn quotes_inside_fields_and_escaped_quotes_are_not_unclosed() {
-        let got = records(b"k,v\nx,5\" screen\ny,\"say \"\"hi\"\"\"\nz,\"a\"b\n").unwrap();
+        let got = records(b"k,v\nx,5\" screen\ny,\"say \"\"hi\"\"\"\n").unwrap();
         assert_eq!(got[1].1[1], "5\" screen");
         assert_eq!(got[2].1[1], "say \"hi\"");
-        assert_eq!(got[3].1[1], "ab");
+    }
+
+    #[test]
+    fn text_after_a_closing_quote_is_malformed_not_silently_joined() {
+        let Err(ReadError::Input(e)) = records(b"k,v\nw,1\nz,\"a\"b\n") else { panic!() };
+        assert_eq!((e.rule, e.line), (Rule::Malformed, Some(3)));
+        assert!(e.message.contains("byte offset 13"), "{}", e.message);
+        let Err(ReadError::Input(e)) = records(b"k,v\nq,\"a\" \n") else { panic!() };
+        assert_eq!(e.rule, Rule::Malformed);
     }
 
     #[test]
