@@ -54,7 +54,23 @@ pub fn execute(settings: &Settings, args: &ExportArgs) -> Result<i32> {
     if let Moment::AfterFile(id) = moment {
         check_history_covers(&conn, id)?;
     }
-    let report = export::export(&conn, settings, moment, &output, &metadata)?;
+    let replaces_exports = moment == Moment::Now
+        && output == settings.merged_file
+        && metadata == settings.metadata_file;
+    let report = if replaces_exports {
+        // The configured exports: written under the run lock, and recorded as current in the
+        // store so that `status` and the next run know them.
+        drop(conn);
+        let _lock = crate::lock::acquire(&settings.lock_file, settings.lock_timeout_seconds)
+            .map_err(anyhow::Error::msg)?;
+        let mut conn = store::open(&settings.store_file)?;
+        let report = export::export(&conn, settings, moment, &output, &metadata)?;
+        let (generation, _) = store::generations(&conn)?;
+        store::mark_exported(&mut conn, generation, &report.checksum.to_string())?;
+        report
+    } else {
+        export::export(&conn, settings, moment, &output, &metadata)?
+    };
     crate::cmd::say(&format!(
         "wrote {} ({} rows, {} columns, xxh3-128 {}) and {}",
         output.display(),

@@ -65,8 +65,36 @@ pub fn execute(settings: &Settings, args: &FilesArgs) -> Result<i32> {
         }
         table.push(values);
     }
-    output::print(Format::or_default(args.format), &headers, &table)?;
+    let format = Format::or_default(args.format);
+    if format == Format::Table {
+        let (short, rows) = compact(&headers, &table);
+        output::print(format, &short, &rows)?;
+    } else {
+        output::print(format, &headers, &table)?;
+    }
     Ok(exit::OK)
+}
+
+/// The columns of the ledger that fit a terminal, under short names (csv and json keep all).
+fn compact(headers: &[String], table: &[Vec<Value>]) -> (Vec<String>, Vec<Vec<Value>>) {
+    const SHOWN: &[(&str, &str)] = &[
+        ("id", "id"),
+        ("name", "file"),
+        ("status", "status"),
+        ("rows_read", "read"),
+        ("rows_inserted", "inserted"),
+        ("rows_updated", "updated"),
+        ("rows_unchanged", "unchanged"),
+        ("started_at", "seen_at"),
+        ("error", "reason"),
+    ];
+    let index: Vec<usize> = SHOWN
+        .iter()
+        .map(|(h, _)| headers.iter().position(|x| x == h).expect("ledger column"))
+        .collect();
+    let short = SHOWN.iter().map(|(_, s)| s.to_string()).collect();
+    let rows = table.iter().map(|row| index.iter().map(|&i| row[i].clone()).collect()).collect();
+    (short, rows)
 }
 
 fn show(conn: &rusqlite::Connection, spec: &str, format: Format) -> Result<i32> {

@@ -422,10 +422,7 @@ impl<'a> Job<'a> {
             &self.settings.metadata_file,
         )?;
         fault::point("after-export");
-        let sp = self.conn.savepoint()?;
-        store::set_meta(&sp, "export_generation", &data.to_string())?;
-        store::set_meta(&sp, "export_checksum", &report.checksum.to_string())?;
-        sp.commit()?;
+        store::mark_exported(&mut self.conn, data, &report.checksum.to_string())?;
         tracing::info!(
             rows = report.rows,
             columns = report.columns.len(),

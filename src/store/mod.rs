@@ -167,6 +167,19 @@ pub fn generations(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
     Ok((read("data_generation")?, read("export_generation")?))
 }
 
+/// Records that the exports on disk were written from data generation `generation`, with this
+/// master CSV checksum; both in one transaction, so no reader sees one without the other.
+pub fn mark_exported(
+    conn: &mut Connection,
+    generation: i64,
+    checksum: &str,
+) -> rusqlite::Result<()> {
+    let sp = conn.savepoint()?;
+    set_meta(&sp, "export_generation", &generation.to_string())?;
+    set_meta(&sp, "export_checksum", checksum)?;
+    sp.commit()
+}
+
 /// The time now, local with offset, as stored in the ledger.
 pub fn now() -> String {
     chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
