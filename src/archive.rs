@@ -5,6 +5,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use chrono::Timelike;
 use serde::Serialize;
 
 /// The start of the names of temporary files written in the archive and rejected folders.
@@ -14,7 +15,7 @@ pub const TEMP_PREFIX: &str = ".csv-watchdog-";
 /// taken, so an archived file is never overwritten.
 pub fn destination(dir: &Path, name: &str) -> PathBuf {
     let name = fit_name(name);
-    let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
+    let stamp = next_stamp().format("%Y%m%dT%H%M%S%.3f");
     let base = dir.join(format!("{name}.{stamp}"));
     let taken = |p: &Path| p.exists() || reason_path(p).exists();
     if !taken(&base) {
@@ -24,6 +25,23 @@ pub fn destination(dir: &Path, name: &str) -> PathBuf {
         .map(|n| dir.join(format!("{name}.{stamp}.{n}")))
         .find(|p| !taken(p))
         .expect("some suffix is free")
+}
+
+/// The stamp of the next archived name: the local time to the millisecond, but always later
+/// than the stamp given before in this process, so that the stamps alone tell the order in
+/// which files were applied (`rebuild` relies on it) even when several finish within one
+/// millisecond. Runs take turns on the lock, so stamps of different runs are ordered too.
+fn next_stamp() -> chrono::NaiveDateTime {
+    static LAST: std::sync::Mutex<Option<chrono::NaiveDateTime>> = std::sync::Mutex::new(None);
+    let now = chrono::Local::now().naive_local();
+    let now = now.with_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let stamp = match *last {
+        Some(previous) if now <= previous => previous + chrono::TimeDelta::milliseconds(1),
+        _ => now,
+    };
+    *last = Some(stamp);
+    stamp
 }
 
 /// The most bytes of the original name kept in an archived name, so that the stamp, a `.N`

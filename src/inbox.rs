@@ -32,6 +32,8 @@ impl Candidate {
 pub struct Skipped {
     pub name: String,
     pub reason: String,
+    /// It could not be read (an error, exit status 2), rather than still being written.
+    pub unreadable: bool,
 }
 
 /// What a scan found.
@@ -60,7 +62,7 @@ pub fn scan(settings: &Settings) -> io::Result<Scan> {
             Ok(obs) => {
                 first.insert(path.clone(), obs);
             }
-            Err(e) => result.waiting.push(skipped(path, format!("cannot read it: {e}"))),
+            Err(e) => result.waiting.push(unreadable(path, &e)),
         }
     }
     if settings.checksum_wait_seconds > 0.0 && !first.is_empty() {
@@ -78,21 +80,29 @@ pub fn scan(settings: &Settings) -> io::Result<Scan> {
                 mtime: after.mtime,
                 checksum: after.checksum,
             }),
-            Ok(_) => {
-                result.waiting.push(skipped(&path, "still changing; left for the next run".into()))
-            }
+            Ok(_) => result.waiting.push(skipped(&path, "still changing; left for the next run")),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                tracing::debug!(file = %path.display(), "file went away during the stability wait");
+                result
+                    .waiting
+                    .push(skipped(&path, "went away during the stability wait; nothing to do"));
             }
-            Err(e) => result.waiting.push(skipped(&path, format!("cannot read it: {e}"))),
+            Err(e) => result.waiting.push(unreadable(&path, &e)),
         }
     }
     result.ready.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
     Ok(result)
 }
 
-fn skipped(path: &Path, reason: String) -> Skipped {
-    Skipped { name: file_name(path), reason }
+fn skipped(path: &Path, reason: &str) -> Skipped {
+    Skipped { name: file_name(path), reason: reason.to_string(), unreadable: false }
+}
+
+fn unreadable(path: &Path, error: &io::Error) -> Skipped {
+    Skipped {
+        name: file_name(path),
+        reason: format!("cannot read it: {error}; left in the inbox"),
+        unreadable: true,
+    }
 }
 
 fn observe(path: &Path) -> io::Result<Observation> {

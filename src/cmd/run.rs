@@ -51,8 +51,14 @@ pub fn execute(settings: &Settings, args: &RunArgs) -> Result<i32> {
     let scan = inbox::scan(settings)
         .with_context(|| format!("cannot scan {}", settings.watch_dir.display()))?;
     for waiting in &scan.waiting {
-        tracing::warn!(file = %waiting.name, "left in the inbox: {}", waiting.reason);
-        job.say(&format!("waiting   {}: {}", waiting.name, waiting.reason));
+        if waiting.unreadable {
+            tracing::error!(file = %waiting.name, "{}", waiting.reason);
+            eprintln!("csv-watchdog: {}: {}", waiting.name, waiting.reason);
+            job.totals.unreadable += 1;
+        } else {
+            tracing::warn!(file = %waiting.name, "{}", waiting.reason);
+            job.say(&format!("waiting   {}: {}", waiting.name, waiting.reason));
+        }
     }
     for file in &scan.ready {
         job.process(run_id, file)?;

@@ -21,8 +21,9 @@ use crate::error::{InputError, Rule};
 /// What the byte checker has learnt so far, shared between it and the record reader.
 struct ByteScan {
     offset: u64,
-    /// Line starts not yet asked for: (offset of the line, offset of the line break before it).
-    line_starts: VecDeque<(u64, u64)>,
+    /// Line starts not yet asked for. A run of empty lines is kept as one entry, so blank
+    /// lines cost no memory however many there are.
+    line_starts: VecDeque<LineStart>,
     /// How many line starts were already consumed by `line_of`.
     lines_before: u64,
     /// Every line start seen so far, for placing byte-level faults.
@@ -68,16 +69,28 @@ impl ByteScan {
     /// backwards.
     fn line_of(&mut self, offset: u64) -> u64 {
         let mut at = offset;
-        while let Some(&(start, break_start)) = self.line_starts.front() {
+        while let Some(&LineStart { start, break_start, count }) = self.line_starts.front() {
             if start <= at || break_start <= at {
                 self.line_starts.pop_front();
-                self.lines_before += 1;
+                self.lines_before += count;
                 at = at.max(start);
             } else {
                 break;
             }
         }
         self.lines_before + 1
+    }
+
+    /// Records a line start; a line that ends where it began (an empty line) joins the entry
+    /// of the line start before it.
+    fn push_line_start(starts: &mut VecDeque<LineStart>, start: u64, break_start: u64) {
+        match starts.back_mut() {
+            Some(last) if last.start == break_start => {
+                last.start = start;
+                last.count += 1;
+            }
+            _ => starts.push_back(LineStart { start, break_start, count: 1 }),
+        }
     }
 
     /// The line of a byte at `index` in `chunk`, which is being scanned and not yet recorded.
@@ -102,11 +115,18 @@ impl ByteScan {
         let good = &chunk[..valid];
         let mut counter = LineCounter { pending_cr: self.pending_cr, starts: 0 };
         let starts = &mut self.line_starts;
-        counter
-            .feed(good, self.offset, |start, break_start| starts.push_back((start, break_start)));
+        counter.feed(good, self.offset, |start, break_start| {
+            ByteScan::push_line_start(starts, start, break_start)
+        });
+        self.offset += valid as u64;
+        if fault.is_some() && counter.pending_cr {
+            // The byte after that CR is the faulty one, not an LF: the CR ended a line.
+            ByteScan::push_line_start(&mut self.line_starts, self.offset, self.offset - 1);
+            counter.starts += 1;
+            counter.pending_cr = false;
+        }
         self.pending_cr = counter.pending_cr;
         self.lines_seen += counter.starts;
-        self.offset += valid as u64;
         self.fault = fault;
         valid
     }
@@ -275,6 +295,15 @@ impl ByteScan {
     }
 }
 
+/// Where a line starts, where the line break before it starts, and how many line starts the
+/// entry stands for (more than one for a run of empty lines, `start` being the last of them).
+#[derive(Debug, Clone, Copy)]
+struct LineStart {
+    start: u64,
+    break_start: u64,
+    count: u64,
+}
+
 /// The byte length of a UTF-8 sequence from its first byte (1 for a bad lead byte).
 fn utf8_len(lead: u8) -> usize {
     match lead {
@@ -301,7 +330,7 @@ impl LineCounter {
         let cr_before = self.pending_cr;
         if cr_before && chunk[0] != b'\n' {
             self.starts += 1;
-            on_start(base, base - 1);
+            on_start(base, base.saturating_sub(1));
         }
         self.pending_cr = false;
         for index in memchr::memchr2_iter(b'\n', b'\r', chunk) {
@@ -309,7 +338,7 @@ impl LineCounter {
             if chunk[index] == b'\n' {
                 let after_cr = if index == 0 { cr_before } else { chunk[index - 1] == b'\r' };
                 self.starts += 1;
-                on_start(at + 1, if after_cr { at - 1 } else { at });
+                on_start(at + 1, if after_cr { at.saturating_sub(1) } else { at });
             } else if index + 1 == chunk.len() {
                 self.pending_cr = true;
             } else if chunk[index + 1] != b'\n' {
@@ -393,7 +422,16 @@ impl CsvFile {
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, ReadError> {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(true) => {}
-            Ok(false) => return Ok(None),
+            Ok(false) => {
+                // The parser may take a fault for the end of the file (a BOM alone, then a
+                // bad byte): the fault still wins.
+                let mut scan = self.scan.borrow_mut();
+                if let Some(fault) = scan.fault.take() {
+                    let line = scan.line_of(self.next_start);
+                    return Err(ReadError::Input(fault.at_line(line)));
+                }
+                return Ok(None);
+            }
             Err(e) => return Err(self.convert(e)),
         }
         let start = self.record.position().map_or(0, |p| p.byte());
