@@ -802,3 +802,31 @@ mod alloc_meter {
         peak
     }
 }
+
+/// A file whose first 64 KiB read ends with a CR (alone, or the first half of a CRLF) and whose
+/// next read holds a NUL after its first byte: the byte checker counts the line break carried
+/// over from the previous read in a scratch counter that starts at offset 0, and subtracts 1.
+fn fault_after_a_cr_at_the_read_boundary(next: &[u8]) -> Vec<u8> {
+    let mut bytes = b"cluster_name,pad\np-1,".to_vec();
+    bytes.resize(65535, b'x');
+    bytes.push(b'\r');
+    bytes.extend_from_slice(next);
+    bytes
+}
+
+#[test]
+#[ignore = "BUG: `attempt to subtract with overflow` in LineCounter::feed (src/ingest/read.rs, \
+            `base - 1` and `at - 1`) when a read ends with a CR and the next read has a byte fault \
+            after its first byte; a panic wherever overflow checks are on (debug builds, `cargo \
+            test`), a silent wrap in release"]
+fn a_byte_fault_after_a_cr_at_the_read_boundary_does_not_panic() {
+    for (label, next) in [("cr", &b"p\x00-2,a\r"[..]), ("crlf", b"\np\x00-2,a\r\n")] {
+        let name = format!("boundary_{label}_nul.csv");
+        let mut sb = Sandbox::new();
+        sb.drop_bytes(&name, &fault_after_a_cr_at_the_read_boundary(next));
+        let run = sb.run();
+        assert_no_panic(&run);
+        assert_eq!(run.status, 2, "{run:?}");
+        assert!(run.stderr.contains(&format!("{name}: line 3: NUL byte")), "{run:?}");
+    }
+}
