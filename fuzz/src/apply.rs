@@ -69,7 +69,10 @@ pub fn check(data: &[u8]) {
 
     for (index, bytes) in split_files(input).into_iter().enumerate() {
         let file = candidate(&dir, index, bytes);
-        apply_one(&mut conn, run_id, &file, &settings);
+        if !apply_one(&mut conn, run_id, &file, &settings) {
+            fs::remove_dir_all(&dir).ok();
+            return;
+        }
     }
     check_export(&conn, &settings, &dir);
     fs::remove_dir_all(&dir).ok();
@@ -89,7 +92,8 @@ fn candidate(dir: &Path, index: usize, bytes: &[u8]) -> Candidate {
     }
 }
 
-fn apply_one(conn: &mut Connection, run_id: i64, file: &Candidate, settings: &Settings) {
+/// Applies or rejects one file; false when a known bug stops the input here.
+fn apply_one(conn: &mut Connection, run_id: i64, file: &Candidate, settings: &Settings) -> bool {
     let now = store::now();
     let outcome = {
         let sp = conn.savepoint().unwrap();
@@ -112,8 +116,17 @@ fn apply_one(conn: &mut Connection, run_id: i64, file: &Candidate, settings: &Se
             ledger::set_error(&sp, id, &error, &text).unwrap();
             sp.commit().unwrap();
         }
+        Err(FileError::Store(e)) if breaks_the_view_comment(&e) => return false,
         Err(other) => panic!("{}: not an input error: {other:?}", file.name),
     }
+    true
+}
+
+/// A column name with a line break ends the SQL comment of sql/records_view.sql, which holds
+/// the column list too: known bug `a_line_break_in_a_header_name_never_stops_the_run` in
+/// tests/faults.rs. Remove once fixed.
+fn breaks_the_view_comment(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqlInputError { sql, .. } if sql.contains("CREATE VIEW records"))
 }
 
 /// What `verify` checks of the store, and the counts of the file just applied.
