@@ -548,8 +548,20 @@ fn an_unwritable_store_folder_is_a_clear_error_with_exit_1_and_the_inbox_untouch
 // Hostile inputs
 // ---------------------------------------------------------------------------------------------
 
-/// Inputs built to break a CSV reader or the store: (name, bytes, the line an error must name).
-fn hostile_inputs() -> Vec<(&'static str, Vec<u8>, Option<u64>)> {
+/// An input built to break a CSV reader or the store, and where its rejection must point: the
+/// text after "<name>: " (line, and column where there is one), or None when it may be applied
+/// or has no place to name.
+struct Hostile {
+    name: &'static str,
+    bytes: Vec<u8>,
+    place: Option<&'static str>,
+}
+
+fn hostile(name: &'static str, bytes: &[u8], place: Option<&'static str>) -> Hostile {
+    Hostile { name, bytes: bytes.to_vec(), place }
+}
+
+fn hostile_inputs() -> Vec<Hostile> {
     let mut wide = b"cluster_name".to_vec();
     for i in 0..2100 {
         wide.extend_from_slice(format!(",c{i}").as_bytes());
@@ -557,31 +569,47 @@ fn hostile_inputs() -> Vec<(&'static str, Vec<u8>, Option<u64>)> {
     wide.extend_from_slice(b"\nk-1");
     wide.extend(std::iter::repeat_n(b",v", 2100).flatten());
     wide.push(b'\n');
+    let long_name = [b"cluster_name,".to_vec(), vec![b'n'; 70_000], b"\nk,v\n".to_vec()].concat();
+    let blank_lines = [vec![b'\n'; 100_000], b"cluster_name\nk\n\n\nk,extra\n".to_vec()].concat();
+    let sql_names = b"cluster_name,\"a\"\"); DROP TABLE ledger;--\",seq,file_id,line,rowid,c1\n\
+                      k,1,2,3,4,5,6\n";
     vec![
-        ("unclosed_quote.csv", b"cluster_name,note\nc-1,\"never closed\nc-2,x\n".to_vec(), Some(2)),
-        ("nul_in_key.csv", b"cluster_name,note\nc\x00-1,x\n".to_vec(), Some(2)),
-        ("utf16le.csv", b"\xff\xfec\x00l\x00".to_vec(), None),
-        ("cut_character.csv", b"cluster_name,note\nc-1,caf\xc3".to_vec(), Some(2)),
-        ("lone_surrogate.csv", b"cluster_name,note\nc-1,\xed\xa0\x80\n".to_vec(), Some(2)),
-        ("overlong.csv", b"cluster_name,note\nc-1,\xc0\xaf\n".to_vec(), Some(2)),
-        ("bom_only.csv", b"\xef\xbb\xbf".to_vec(), None),
-        ("cr_only.csv", b"\r\r\r".to_vec(), None),
-        ("quote_only.csv", b"\"".to_vec(), None),
-        ("header_is_quotes.csv", b"\"\"\"\",\"\"\ncluster_name\n".to_vec(), Some(1)),
-        ("ragged_after_quoted_breaks.csv", b"cluster_name,n\nc-1,\"a\r\nb\rc\"\nc-2\n".to_vec(), Some(5)),
-        ("empty_key_quoted.csv", b"cluster_name,n\n\"\",x\n".to_vec(), Some(2)),
-        ("whitespace_key_header.csv", b" , cluster_name \nx,y\n".to_vec(), Some(1)),
-        ("too_many_columns.csv", wide, Some(1)),
-        ("sql_names.csv", b"cluster_name,\"a\"\"); DROP TABLE ledger;--\",seq,file_id,line,rowid,c1\nk,1,2,3,4,5,6\n".to_vec(), None),
-        ("control_chars.csv", b"cluster_name,\x1b[31mred\nk,\x07\x08\x7f\n".to_vec(), None),
-        ("long_name.csv", [b"cluster_name,".to_vec(), vec![b'n'; 70_000], b"\nk,v\n".to_vec()].concat(), None),
-        ("many_blank_lines.csv", [vec![b'\n'; 100_000], b"cluster_name\nk\n\n\nk,extra\n".to_vec()].concat(), Some(100_005)),
+        hostile(
+            "unclosed_quote.csv",
+            b"cluster_name,note\nc-1,\"never closed\nc-2,x\n",
+            Some("line 2"),
+        ),
+        hostile("nul_in_key.csv", b"cluster_name,note\nc\x00-1,x\n", Some("line 2")),
+        hostile("utf16le.csv", b"\xff\xfec\x00l\x00", Some("line 1")),
+        hostile("cut_character.csv", b"cluster_name,note\nc-1,caf\xc3", Some("line 2")),
+        hostile("lone_surrogate.csv", b"cluster_name,note\nc-1,\xed\xa0\x80\n", Some("line 2")),
+        hostile("overlong.csv", b"cluster_name,note\nc-1,\xc0\xaf\n", Some("line 2")),
+        hostile("bom_only.csv", b"\xef\xbb\xbf", None),
+        hostile("cr_only.csv", b"\r\r\r", None),
+        hostile("quote_only.csv", b"\"", None),
+        hostile("header_is_quotes.csv", b"\"\"\"\",\"\"\ncluster_name\n", Some("line 1, column 2")),
+        hostile(
+            "ragged_after_quoted_breaks.csv",
+            b"cluster_name,n\nc-1,\"a\r\nb\rc\"\nc-2\n",
+            Some("line 5, column 2 (n)"),
+        ),
+        hostile(
+            "empty_key_quoted.csv",
+            b"cluster_name,n\n\"\",x\n",
+            Some("line 2, column 1 (cluster_name)"),
+        ),
+        hostile("blank_key_header.csv", b" , cluster_name \nx,y\n", Some("line 1, column 1")),
+        hostile("too_many_columns.csv", &wide, Some("line 1")),
+        hostile("sql_names.csv", sql_names, None),
+        hostile("control_chars.csv", b"cluster_name,\x1b[31mred\nk,\x07\x08\x7f\n", None),
+        hostile("long_name.csv", &long_name, None),
+        hostile("many_blank_lines.csv", &blank_lines, Some("line 100005, column 2")),
     ]
 }
 
 #[test]
 fn hostile_inputs_end_in_a_named_outcome_never_a_panic_or_a_bare_store_error() {
-    for (name, bytes, line) in hostile_inputs() {
+    for Hostile { name, bytes, place } in hostile_inputs() {
         let mut sb = Sandbox::new();
         sb.drop_bytes("seed.csv", GOOD);
         sb.run_expect(0);
@@ -597,13 +625,13 @@ fn hostile_inputs_end_in_a_named_outcome_never_a_panic_or_a_bare_store_error() {
         if run.status == 2 {
             assert_eq!(last.1, "rejected");
             assert!(run.stderr.contains(&format!("csv-watchdog: rejected {name}")), "{run:?}");
-            if let Some(line) = line {
-                let place = format!("{name}: line {line}");
-                assert!(run.stderr.contains(&place), "{name}: wants {place:?}\n{run:?}");
+            if let Some(place) = place {
+                let wanted = format!("{name}: {place}: ");
+                assert!(run.stderr.contains(&wanted), "{name}: wants {wanted:?}\n{run:?}");
             }
         } else {
             assert_eq!(last.1, "applied", "{name}: {run:?}");
-            assert!(line.is_none(), "{name} was applied, expected a rejection at line {line:?}");
+            assert!(place.is_none(), "{name} was applied, expected a rejection at {place:?}");
         }
         assert_all_is_well(&sb);
         // The master CSV still reads back as CSV with one row per stored record.
