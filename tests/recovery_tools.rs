@@ -11,7 +11,6 @@ use std::process::Command;
 
 use common::{BIN, Run, Sandbox};
 use rusqlite::types::Value as SqlValue;
-use serde_json::json;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
