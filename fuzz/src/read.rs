@@ -102,12 +102,14 @@ fn fault_right_after_cr(input: &[u8], outcome: &Outcome) -> bool {
 /// in two), and holds the first byte fault after its first byte: known bug
 /// `a_byte_fault_after_a_cr_at_the_read_boundary_does_not_panic`. Remove once fixed.
 fn overflow_at_a_boundary(input: &[u8], boundaries: &[usize]) -> bool {
+    // The reader may meet either the first NUL or the first bad UTF-8 first (a bad sequence cut
+    // by a piece waits for the next one), so both count.
     let nul = memchr_zero(input);
     let bad = std::str::from_utf8(input).err().map(|e| e.valid_up_to());
-    let Some(fault) = [nul, bad].into_iter().flatten().min() else { return false };
-    let Some(index) = boundaries.iter().rposition(|&b| b < fault) else { return false };
-    let start = boundaries[index];
-    input[start - 1] == b'\r'
+    [nul, bad].into_iter().flatten().any(|fault| {
+        let Some(&start) = boundaries.iter().rev().find(|&&b| b < fault) else { return false };
+        input[start - 1] == b'\r'
+    })
 }
 
 fn memchr_zero(input: &[u8]) -> Option<usize> {
