@@ -398,7 +398,7 @@ pub struct Record<'a> {
 
 /// An input file being read record by record.
 pub struct CsvFile {
-    reader: csv::Reader<CheckedRead<File>>,
+    reader: csv::Reader<CheckedRead<Box<dyn Read>>>,
     scan: Rc<RefCell<ByteScan>>,
     record: csv::ByteRecord,
     /// Where the parse of the next record starts: right after the last record handed out.
@@ -407,15 +407,21 @@ pub struct CsvFile {
 
 impl CsvFile {
     pub fn open(path: &Path, delimiter: u8) -> io::Result<CsvFile> {
+        Ok(CsvFile::from_reader(File::open(path)?, delimiter))
+    }
+
+    /// Reads from any byte source, as [`CsvFile::open`] reads a file; the fuzz targets use it to
+    /// feed bytes in chunks of their choosing.
+    pub fn from_reader(source: impl Read + 'static, delimiter: u8) -> CsvFile {
         let scan = Rc::new(RefCell::new(ByteScan::new(delimiter)));
-        let file = File::open(path)?;
+        let inner: Box<dyn Read> = Box::new(source);
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .delimiter(delimiter)
             .buffer_capacity(64 * 1024)
-            .from_reader(CheckedRead { inner: file, scan: Rc::clone(&scan) });
-        Ok(CsvFile { reader, scan, record: csv::ByteRecord::new(), next_start: 0 })
+            .from_reader(CheckedRead { inner, scan: Rc::clone(&scan) });
+        CsvFile { reader, scan, record: csv::ByteRecord::new(), next_start: 0 }
     }
 
     /// The next record with its starting line, or `None` at the end of the file.
