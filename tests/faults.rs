@@ -295,8 +295,6 @@ fn an_unreadable_file_is_named_left_in_the_inbox_and_applied_once_readable() {
 }
 
 #[test]
-#[ignore = "BUG: a file the inbox scan cannot read is only listed as `waiting` on stdout and the \
-            run exits 0; README says 2 (could not be read), and with -q it is not named at all"]
 fn an_unreadable_file_makes_the_run_exit_2_and_is_named_on_stderr_even_with_quiet() {
     const TEST: &str =
         "an_unreadable_file_makes_the_run_exit_2_and_is_named_on_stderr_even_with_quiet";
@@ -386,8 +384,6 @@ fn a_file_deleted_during_the_stability_wait_leaves_no_trace_and_the_others_are_a
 }
 
 #[test]
-#[ignore = "BUG: a file deleted during the stability wait vanishes from the run without a word \
-            (only a debug log line); the run should name it"]
 fn a_file_deleted_during_the_stability_wait_is_named() {
     let mut sb = Sandbox::new();
     let doomed = sb.drop_bytes("doomed.csv", GOOD);
@@ -727,8 +723,6 @@ fn the_checksum_of_a_file_read_in_pieces_is_that_of_its_bytes() {
 }
 
 #[test]
-#[ignore = "BUG: a byte fault right after a lone-CR line break is placed on the line before it \
-            (the CR that ends the scanned bytes is not yet counted as a line break)"]
 fn a_byte_fault_right_after_a_lone_cr_names_its_own_line() {
     for bytes in [&b"k,v\rx,1\r\xff,2\r"[..], b"k,v\rx,1\r\x00,2\r"] {
         let (_, line, message) = read_error(bytes, None);
@@ -742,9 +736,6 @@ fn a_byte_fault_right_after_a_lone_cr_names_its_own_line() {
 }
 
 #[test]
-#[ignore = "BUG: a byte-order mark followed at once by a bad byte or NUL is rejected as `no header: \
-            the file holds only blank lines` (the csv crate takes a first read of only the BOM for \
-            the end of the file) instead of naming the encoding fault"]
 fn a_bom_followed_by_a_bad_byte_is_an_encoding_fault_not_an_empty_file() {
     let (rule, line, _) = read_error(b"\xef\xbb\xbf\xffk,v\n", None);
     assert_eq!((rule, line), (Rule::Encoding, Some(1)));
@@ -778,9 +769,6 @@ impl Read for BlankLines {
 }
 
 #[test]
-#[ignore = "BUG: the reader keeps 16 bytes per blank line until the next record, so memory grows \
-            with the file: 200 MB of blank lines took 3.2 GB RSS (a 500 MB file, the default \
-            limit, about 8 GB)"]
 fn blank_lines_before_a_record_take_no_memory_in_proportion() {
     let mut file = CsvFile::from_reader(
         BlankLines { left: 8_000_000, tail: b"cluster_name,n\nc-1,x\n" },
@@ -843,10 +831,6 @@ fn fault_after_a_cr_at_the_read_boundary(next: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "BUG: `attempt to subtract with overflow` in LineCounter::feed (src/ingest/read.rs, \
-            `base - 1` and `at - 1`) when a read ends with a CR and the next read has a byte fault \
-            after its first byte; a panic wherever overflow checks are on (debug builds, `cargo \
-            test`), a silent wrap in release"]
 fn a_byte_fault_after_a_cr_at_the_read_boundary_does_not_panic() {
     for (label, next) in [("cr", &b"p\x00-2,a\r"[..]), ("crlf", b"\np\x00-2,a\r\n")] {
         let name = format!("boundary_{label}_nul.csv");
@@ -860,10 +844,6 @@ fn a_byte_fault_after_a_cr_at_the_read_boundary_does_not_panic() {
 }
 
 #[test]
-#[ignore = "BUG: a quoted header name holding a line break ends the SQL comment in \
-            sql/records_view.sql, into which the column list is also substituted: `store error \
-            ... syntax error`, exit 1, the file stays in the inbox and every later run stops at \
-            it, so no file after it is ever applied (found by the `apply` fuzz target)"]
 fn a_line_break_in_a_header_name_never_stops_the_run() {
     let mut sb = Sandbox::new();
     sb.drop_bytes("newline_in_header.csv", b"cluster_name,\"multi\nline\"\nc-1,x\n");

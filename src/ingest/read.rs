@@ -97,7 +97,9 @@ impl ByteScan {
     fn line_in_chunk(&self, chunk: &[u8], index: usize) -> u64 {
         let mut scratch = LineCounter { pending_cr: self.pending_cr, starts: 0 };
         scratch.feed(&chunk[..index], 0, |_, _| {});
-        self.lines_seen + scratch.starts + 1
+        // A CR just before the byte in question ended a line (that byte is not an LF).
+        let cr_before = u64::from(scratch.pending_cr && chunk.get(index) != Some(&b'\n'));
+        self.lines_seen + scratch.starts + cr_before + 1
     }
 
     /// Checks, hashes and line-counts a chunk; returns how many of its bytes come before the
