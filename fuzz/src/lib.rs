@@ -40,24 +40,6 @@ impl Chunked {
     }
 }
 
-impl Chunked {
-    /// The offsets where the pieces of `len` bytes will start, after the first (the reader asks
-    /// for 64 KiB at a time, more than any piece, so the sizes alone decide them).
-    pub fn boundaries(seed: u8, len: usize) -> Vec<usize> {
-        let mut probe = Chunked::new(Vec::new(), seed);
-        let mut at = 0;
-        let mut starts = Vec::new();
-        while at < len {
-            let least = if at == 0 { 4 } else { 1 };
-            at += probe.next_size().max(least);
-            if at < len {
-                starts.push(at);
-            }
-        }
-        starts
-    }
-}
-
 impl Read for Chunked {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let least = if self.at == 0 { 4 } else { 1 };

@@ -40,23 +40,10 @@ fn read_all(mut file: CsvFile) -> Outcome {
 
 pub fn check(data: &[u8]) {
     let Some((&settings, input)) = data.split_first() else { return };
-    if overflow_at_a_boundary(input, &Chunked::boundaries(settings >> 2, input.len())) {
-        return; // Known bug, see tests/faults.rs: panics with overflow checks on.
-    }
-    if fault_right_after_bom(input) {
-        return; // Known bug, see tests/faults.rs: read as an empty file.
-    }
     let delimiter = delimiter(settings);
     let whole = read_all(CsvFile::from_reader(Cursor::new(input.to_vec()), delimiter));
     let pieces =
         read_all(CsvFile::from_reader(Chunked::new(input.to_vec(), settings >> 2), delimiter));
-    if fault_right_after_cr(input, &whole) || fault_right_after_cr(input, &pieces) {
-        // Known bug, see tests/faults.rs: the line depends on where a piece ended.
-        assert_eq!(whole.records, pieces.records);
-        let rule = |o: &Outcome| o.end.as_ref().err().map(|e| e.0);
-        assert_eq!(rule(&whole), rule(&pieces));
-        return;
-    }
     assert_eq!(whole, pieces, "the outcome depends on how the bytes were chunked");
 
     let mut last = 0;
@@ -81,40 +68,6 @@ pub fn check(data: &[u8]) {
     }
 }
 
-/// A UTF-8 byte-order mark followed at once by a byte fault: known bug
-/// `a_bom_followed_by_a_bad_byte_is_an_encoding_fault_not_an_empty_file`. Remove once fixed.
-fn fault_right_after_bom(input: &[u8]) -> bool {
-    let Some(rest) = input.strip_prefix(&[0xEF, 0xBB, 0xBF]) else { return false };
-    rest.first() == Some(&0) || std::str::from_utf8(rest).is_err_and(|e| e.valid_up_to() == 0)
-}
-
-/// A byte fault whose offset follows a CR: known bug
-/// `a_byte_fault_right_after_a_lone_cr_names_its_own_line`. Remove once fixed.
-fn fault_right_after_cr(input: &[u8], outcome: &Outcome) -> bool {
-    let Err((_, _, _, message)) = &outcome.end else { return false };
-    let Some((_, rest)) = message.split_once("byte offset ") else { return false };
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let Ok(at) = digits.parse::<usize>() else { return false };
-    at > 0 && input.get(at - 1) == Some(&b'\r')
-}
-
-/// A piece that starts right after a CR that ended the previous piece (a lone CR or a CRLF cut
-/// in two), and holds the first byte fault after its first byte: known bug
-/// `a_byte_fault_after_a_cr_at_the_read_boundary_does_not_panic`. Remove once fixed.
-fn overflow_at_a_boundary(input: &[u8], boundaries: &[usize]) -> bool {
-    // The reader may meet either the first NUL or the first bad UTF-8 first (a bad sequence cut
-    // by a piece waits for the next one), so both count.
-    let nul = memchr_zero(input);
-    let bad = std::str::from_utf8(input).err().map(|e| e.valid_up_to());
-    [nul, bad].into_iter().flatten().any(|fault| {
-        let Some(&start) = boundaries.iter().rev().find(|&&b| b < fault) else { return false };
-        input[start - 1] == b'\r'
-    })
-}
-
-fn memchr_zero(input: &[u8]) -> Option<usize> {
-    input.iter().position(|&b| b == 0)
-}
 
 fn fields_only(outcome: &Outcome) -> Vec<Vec<String>> {
     outcome.records.iter().map(|(_, fields)| fields.clone()).collect()
