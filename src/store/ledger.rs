@@ -243,9 +243,7 @@ pub struct Entry {
 /// Finds a ledger entry by id (a number) or by file name: the latest entry with that name, or
 /// with `applied_first`, the latest applied one if there is one.
 pub fn find(conn: &Connection, spec: &str, applied_first: bool) -> rusqlite::Result<Option<Entry>> {
-    let row = |r: &rusqlite::Row| {
-        Ok(Entry { id: r.get(0)?, name: r.get(1)?, status: r.get(2)?, finished_at: r.get(3)? })
-    };
+    let row = entry_from_row;
     if let Ok(id) = spec.parse::<i64>()
         && let Some(entry) = conn
             .query_row("SELECT id, name, status, finished_at FROM ledger WHERE id = ?1", [id], row)
@@ -267,8 +265,11 @@ pub fn applied(conn: &Connection) -> rusqlite::Result<Vec<Entry>> {
     let mut stmt = conn.prepare(
         "SELECT id, name, status, finished_at FROM ledger WHERE status = 'applied' ORDER BY id",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Entry { id: r.get(0)?, name: r.get(1)?, status: r.get(2)?, finished_at: r.get(3)? })
-    })?;
+    let rows = stmt.query_map([], entry_from_row)?;
     rows.collect()
+}
+
+/// An entry from a row of `id, name, status, finished_at`.
+fn entry_from_row(r: &rusqlite::Row) -> rusqlite::Result<Entry> {
+    Ok(Entry { id: r.get(0)?, name: r.get(1)?, status: r.get(2)?, finished_at: r.get(3)? })
 }
