@@ -113,6 +113,11 @@ impl ByteScan {
         let (mut valid, mut fault) = self.find_fault(chunk);
         if let Some((index, error)) = self.track_quotes(&chunk[..valid]) {
             (valid, fault) = (index, Some(error));
+        } else if self.quote_pending && fault.is_some() {
+            // A closing quote right before a bad byte: the bad byte is text after the quote
+            // first, whichever way the bytes were cut into reads.
+            self.quote_pending = false;
+            fault = Some(self.after_quote_error(valid));
         }
         let good = &chunk[..valid];
         let mut counter = LineCounter { pending_cr: self.pending_cr, starts: 0 };
@@ -549,6 +554,13 @@ mod tests {
         let got = records(b"k,v\nx,5\" screen\ny,\"say \"\"hi\"\"\"\n").unwrap();
         assert_eq!(got[1].1[1], "5\" screen");
         assert_eq!(got[2].1[1], "say \"hi\"");
+    }
+
+    #[test]
+    fn a_bad_byte_right_after_a_closing_quote_is_malformed_however_the_reads_fall() {
+        let Err(ReadError::Input(e)) = records(b"k,v\nz,\"a\"\xd4\xdd\n") else { panic!() };
+        assert_eq!((e.rule, e.line), (Rule::Malformed, Some(2)));
+        assert!(e.message.contains("byte offset 9"), "{}", e.message);
     }
 
     #[test]
