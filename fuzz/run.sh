@@ -33,7 +33,8 @@ for target in "${targets[@]}"; do
   if ! cargo fuzz run -s "$sanitizer" "$target" "corpus/$target" -- \
       -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=1024 -timeout=10 \
       -dict=csv.dict -print_final_stats=1 ${FUZZ_FLAGS:-} >"$log" 2>&1; then
-    tail -n 80 "$log"
+    grep -A 12 'panicked at' "$log" | grep -v '^ *[0-9]*: \|^ *at ' | head -n 40 || true
+    tail -n 20 "$log"
     echo "fuzz/run.sh: target $target failed; the input is in fuzz/artifacts/$target/" >&2
     rm -f "$log"
     exit 1

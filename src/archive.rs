@@ -11,7 +11,7 @@ use serde::Serialize;
 /// The start of the names of temporary files written in the archive and rejected folders.
 pub const TEMP_PREFIX: &str = ".csv-watchdog-";
 
-/// `<dir>/<name>.<YYYYmmddTHHMMSS.fff>` (local time), with `.1`, `.2`… added if that name is
+/// `<dir>/<name>.<YYYYmmddTHHMMSS.fff>` (UTC), with `.1`, `.2`… added if that name is
 /// taken, so an archived file is never overwritten.
 pub fn destination(dir: &Path, name: &str) -> PathBuf {
     let name = fit_name(name);
@@ -27,13 +27,14 @@ pub fn destination(dir: &Path, name: &str) -> PathBuf {
         .expect("some suffix is free")
 }
 
-/// The stamp of the next archived name: the local time to the millisecond, but always later
+/// The stamp of the next archived name: the UTC time to the millisecond (UTC, so that a change
+/// of time zone or of daylight saving time between runs cannot reorder stamps), but always later
 /// than the stamp given before in this process, so that the stamps alone tell the order in
 /// which files were applied (`rebuild` relies on it) even when several finish within one
 /// millisecond. Runs take turns on the lock, so stamps of different runs are ordered too.
 fn next_stamp() -> chrono::NaiveDateTime {
     static LAST: std::sync::Mutex<Option<chrono::NaiveDateTime>> = std::sync::Mutex::new(None);
-    let now = chrono::Local::now().naive_local();
+    let now = chrono::Utc::now().naive_utc();
     let now = now.with_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now);
     let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
     let stamp = match *last {

@@ -101,6 +101,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("keep_history", "true"),
 ];
 
+/// The longest wait any setting or flag may ask for, in seconds.
+pub const MAX_WAIT_SECONDS: f64 = 86_400.0;
+
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "warning", "error", "critical"];
 
 /// Finds the config file: `--config`, else `$CSV_MONITOR_CONFIG`, else `./config.json`.
@@ -175,9 +178,9 @@ pub fn from_map(map: &Map<String, Value>, base: &Path) -> Result<Settings, Confi
         supported_extensions,
         csv_delimiter: cfg.delimiter()?,
         max_file_size_bytes: (cfg.positive("max_file_size_mb")? * 1024.0 * 1024.0).round() as u64,
-        checksum_wait_seconds: cfg.non_negative("checksum_wait_seconds")?,
+        checksum_wait_seconds: cfg.seconds("checksum_wait_seconds")?,
         lock_file: cfg.path("lock_file")?,
-        lock_timeout_seconds: cfg.non_negative("lock_timeout_seconds")?,
+        lock_timeout_seconds: cfg.seconds("lock_timeout_seconds")?,
         log_file: cfg.path("log_file")?,
         log_level: cfg.log_level()?,
         log_max_bytes: cfg.positive_int("log_max_bytes")?,
@@ -203,8 +206,9 @@ pub fn from_map(map: &Map<String, Value>, base: &Path) -> Result<Settings, Confi
     Ok(settings)
 }
 
-/// Refuses folder layouts that would make the tool feed on itself: the inbox doubling as the
-/// archive or rejected folder, or an output of the tool landing in the inbox as an input.
+/// Refuses layouts that would make the tool feed on itself or overwrite its own files: the
+/// inbox doubling as the archive or rejected folder, a file of the tool's landing in the inbox
+/// as an input, or two of its files at one path (an export written over the store).
 fn check_layout(s: &Settings) -> Result<(), ConfigError> {
     let same = |a: &Path, b: &Path| lexical(a) == lexical(b);
     for (key, dir) in [("archive_dir", &s.archive_dir), ("rejected_dir", &s.rejected_dir)] {
@@ -214,22 +218,63 @@ fn check_layout(s: &Settings) -> Result<(), ConfigError> {
             )));
         }
     }
-    for (key, file) in [
+    let files = [
         ("merged_file", &s.merged_file),
         ("metadata_file", &s.metadata_file),
         ("store_file", &s.store_file),
-    ] {
-        let in_inbox = file.parent().is_some_and(|p| same(p, &s.watch_dir));
-        let name =
-            file.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-        if in_inbox && s.supported_extensions.iter().any(|ext| name.ends_with(ext.as_str())) {
+        ("lock_file", &s.lock_file),
+        ("log_file", &s.log_file),
+    ];
+    for (index, (key, file)) in files.iter().enumerate() {
+        if s.is_inbox_input(file) {
             return Err(ConfigError(format!(
                 "{key} {} is inside watch_dir with a supported extension: it would be read back as an input; put it elsewhere",
                 file.display()
             )));
         }
+        for (other_key, other) in &files[..index] {
+            let clash =
+                |a: &Path, b: &Path| ["", "-wal", "-shm"].iter().any(|x| same(a, &sibling(b, x)));
+            if clash(file, other) || clash(other, file) {
+                return Err(ConfigError(format!(
+                    "{key} and {other_key} are the same file {}",
+                    file.display()
+                )));
+            }
+        }
+        for (dir_key, dir) in [("archive_dir", &s.archive_dir), ("rejected_dir", &s.rejected_dir)] {
+            if same(file, dir) || file.parent().is_some_and(|p| same(p, dir)) {
+                return Err(ConfigError(format!(
+                    "{key} {} must not be in {dir_key}",
+                    file.display()
+                )));
+            }
+        }
     }
     Ok(())
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+impl Settings {
+    /// Whether `path` would be picked up from the inbox as an input file.
+    pub fn is_inbox_input(&self, path: &Path) -> bool {
+        let in_inbox = path.parent().is_some_and(|p| lexical(p) == lexical(&self.watch_dir));
+        let name =
+            path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        in_inbox && self.supported_extensions.iter().any(|ext| name.ends_with(ext.as_str()))
+    }
+
+    /// Whether `path` is the store or one of its WAL files.
+    pub fn is_store_file(&self, path: &Path) -> bool {
+        ["", "-wal", "-shm"]
+            .iter()
+            .any(|suffix| lexical(path) == lexical(&sibling(&self.store_file, suffix)))
+    }
 }
 
 /// A path with `.` and `..` resolved by text alone, for comparing configured paths.
@@ -339,6 +384,17 @@ impl Reader<'_> {
         } else {
             Err(ConfigError(format!("{key} must be zero or more, not {n}")))
         }
+    }
+
+    /// A wait in seconds: zero up to a day.
+    fn seconds(&self, key: &str) -> Result<f64, ConfigError> {
+        let n = self.non_negative(key)?;
+        if n > MAX_WAIT_SECONDS {
+            return Err(ConfigError(format!(
+                "{key} must be at most {MAX_WAIT_SECONDS} (a day), not {n}"
+            )));
+        }
+        Ok(n)
     }
 
     fn positive_int(&self, key: &str) -> Result<u64, ConfigError> {
@@ -464,6 +520,16 @@ mod tests {
         let e = parse(r#"{"watch_dir": "in", "archive_dir": "./in/"}"#).unwrap_err();
         assert!(e.0.contains("archive_dir must not be the watch_dir"), "{}", e.0);
         assert!(parse(r#"{"watch_dir": "in", "merged_file": "in/master.txt"}"#).is_ok());
+        let e = parse(r#"{"watch_dir": "in", "lock_file": "in/x.csv"}"#).unwrap_err();
+        assert!(e.0.contains("lock_file"), "{}", e.0);
+        let e = parse(r#"{"merged_file": "csv_watchdog.db"}"#).unwrap_err();
+        assert!(e.0.contains("store_file and merged_file are the same file"), "{}", e.0);
+        let e = parse(r#"{"metadata_file": "csv_watchdog.db-wal"}"#).unwrap_err();
+        assert!(e.0.contains("the same file"), "{}", e.0);
+        let e = parse(r#"{"merged_file": "csv_archive/m.csv"}"#).unwrap_err();
+        assert!(e.0.contains("must not be in archive_dir"), "{}", e.0);
+        let e = parse(r#"{"checksum_wait_seconds": 1e20}"#).unwrap_err();
+        assert!(e.0.contains("at most 86400"), "{}", e.0);
     }
 
     #[test]

@@ -327,3 +327,94 @@ fn utf16_without_a_byte_order_mark_is_named_as_utf16() {
     let run = sb.run_expect(2);
     assert!(run.stderr.contains("wide.csv: line 1: the file looks like UTF-16"), "{run:?}");
 }
+
+#[test]
+fn exports_are_never_written_over_the_store_or_into_the_inbox() {
+    let sb = Sandbox::with_config(serde_json::json!({"merged_file": "csv_watchdog.db"}));
+    let run = sb.run();
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.stderr.contains("are the same file"), "{run:?}");
+
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("a.csv", b"cluster_name,cpu\nc1,1\n");
+    sb.run_expect(0);
+    let store = sb.store_path();
+    for args in [
+        vec!["export", "--output", store.to_str().unwrap()],
+        vec!["export", "--output", "/tmp/x-same.csv", "--metadata", "/tmp/x-same.csv"],
+    ] {
+        let run = sb.cmd(&args);
+        assert_eq!(run.status, 1, "{args:?}: {run:?}");
+    }
+    let inbox_copy = sb.inbox().join("again.csv");
+    let run = sb.cmd(&["export", "--output", inbox_copy.to_str().unwrap()]);
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(!inbox_copy.exists());
+    assert_eq!(sb.value("c1", "cpu").as_deref(), Some("1"));
+}
+
+#[test]
+fn another_applications_database_is_not_taken_over() {
+    let mut sb = Sandbox::new();
+    let db = rusqlite::Connection::open(sb.store_path()).unwrap();
+    db.execute_batch("CREATE TABLE t (a)").unwrap();
+    drop(db);
+    sb.drop_bytes("a.csv", b"cluster_name,cpu\nc1,1\n");
+    let run = sb.run();
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.stderr.contains("another application's database"), "{run:?}");
+    let tables: i64 =
+        sb.db().query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).unwrap();
+    assert_eq!(tables, 1);
+}
+
+#[test]
+fn archive_stamps_are_utc_and_follow_the_order_of_application() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("b.csv", b"cluster_name,cpu\nc1,1\n");
+    sb.drop_bytes("a.csv", b"cluster_name,cpu\nc1,2\n");
+    let before = chrono::Utc::now().format("%Y%m%dT%H%M").to_string();
+    let out = std::process::Command::new(common::BIN)
+        .args(["--config", sb.path("config.json").to_str().unwrap(), "run"])
+        .env("TZ", "Pacific/Kiritimati")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let names = sb.names_in(&sb.archive());
+    assert_eq!(names.len(), 2);
+    let stamp = |n: &str| n.rsplit_once(".csv.").unwrap().1.to_string();
+    let (a, b) = (
+        names.iter().find(|n| n.starts_with("a.csv")).unwrap(),
+        names.iter().find(|n| n.starts_with("b.csv")).unwrap(),
+    );
+    assert!(stamp(b) < stamp(a), "{names:?}");
+    assert!(stamp(a)[..13] >= before[..], "{} is not UTC ({before})", stamp(a));
+}
+
+#[test]
+fn history_warns_when_files_were_applied_without_it() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("f1.csv", b"cluster_name,v\na,1\n");
+    sb.run_expect(0);
+    sb.set("keep_history", serde_json::json!(false));
+    sb.drop_bytes("f2.csv", b"cluster_name,v\na,2\n");
+    sb.run_expect(0);
+    let run = sb.cmd(&["history", "a", "--format", "csv"]);
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("keep_history was off for files from ledger entry 2 on"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("last written by ledger entry 2 without history"), "{run:?}");
+}
+
+#[test]
+fn a_huge_wait_is_a_config_error_not_a_panic() {
+    let sb = Sandbox::with_config(serde_json::json!({"lock_timeout_seconds": 1e20}));
+    let run = sb.run();
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(run.stderr.contains("at most 86400"), "{run:?}");
+    let run = Sandbox::new().cmd(&["watch", "--interval", "1e20"]);
+    assert_eq!(run.status, 1, "{run:?}");
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+}

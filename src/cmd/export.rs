@@ -51,6 +51,7 @@ pub fn execute(settings: &Settings, args: &ExportArgs) -> Result<i32> {
             PathBuf::from(name)
         }
     };
+    check_targets(settings, &output, &metadata)?;
     if let Moment::AfterFile(id) = moment {
         check_history_covers(&conn, id)?;
     }
@@ -111,6 +112,29 @@ fn moment(conn: &rusqlite::Connection, args: &ExportArgs) -> Result<Moment> {
         return Ok(Moment::AfterFile(last));
     }
     Ok(Moment::Now)
+}
+
+/// Refuses export paths that would overwrite the store, each other, or feed the inbox.
+fn check_targets(
+    settings: &Settings,
+    output: &std::path::Path,
+    metadata: &std::path::Path,
+) -> Result<()> {
+    for path in [output, metadata] {
+        if settings.is_store_file(path) {
+            bail!("{} is the store; write the export elsewhere", path.display());
+        }
+        if settings.is_inbox_input(path) {
+            bail!(
+                "{} is inside watch_dir with a supported extension: the next run would read it as an input",
+                path.display()
+            );
+        }
+    }
+    if config::absolute(output) == config::absolute(metadata) {
+        bail!("--output and --metadata name the same file {}", output.display());
+    }
+    Ok(())
 }
 
 /// Parses a moment given on the command line; times without an offset are local.

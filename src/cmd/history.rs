@@ -41,6 +41,7 @@ pub fn execute(settings: &Settings, args: &HistoryArgs) -> Result<i32> {
             args.key
         );
     }
+    warn_about_gaps(&conn, &args.key, &versions)?;
     let names = history::column_names(&conn)?;
     let name = |id: i64| names.get(&id).cloned().unwrap_or_else(|| format!("column {id}"));
     let format = Format::or_default(args.format);
@@ -117,6 +118,31 @@ pub fn execute(settings: &Settings, args: &HistoryArgs) -> Result<i32> {
         ));
     }
     Ok(exit::OK)
+}
+
+/// Says so when files were applied without history: versions may be missing, and a change they
+/// made is shown in the next version that was kept.
+fn warn_about_gaps(
+    conn: &rusqlite::Connection,
+    key: &str,
+    versions: &[history::Version],
+) -> Result<()> {
+    let Some(stops) = crate::store::get_meta(conn, "history_stops_at")? else { return Ok(()) };
+    let last_writer: Option<i64> =
+        conn.query_row("SELECT file_id FROM record_data WHERE key = ?1", [key], |r| r.get(0)).ok();
+    let latest = versions.last().map(|v| v.file_id);
+    let note = if last_writer.is_some() && last_writer != latest {
+        format!(
+            "the row was last written by ledger entry {} without history; the values shown may be older than the stored row",
+            last_writer.unwrap_or_default()
+        )
+    } else {
+        "a change made while history was off is shown in the next version that was kept".to_string()
+    };
+    eprintln!(
+        "csv-watchdog: warning: keep_history was off for files from ledger entry {stops} on, so this history may have gaps: {note}"
+    );
+    Ok(())
 }
 
 fn strings(items: &[&str]) -> Vec<String> {

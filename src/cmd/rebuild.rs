@@ -94,8 +94,10 @@ fn keep_original_time(conn: &rusqlite::Connection, stamp: &str) -> Result<()> {
     let Ok(naive) = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3f") else {
         return Ok(());
     };
-    let Some(local) = naive.and_local_timezone(chrono::Local).earliest() else { return Ok(()) };
-    let at = local.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+    let at = naive
+        .and_utc()
+        .with_timezone(&chrono::Local)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
     conn.execute(
         "UPDATE ledger SET started_at = ?1, finished_at = ?1 WHERE id = (SELECT max(id) FROM ledger)",
         [at],

@@ -92,7 +92,8 @@ pub(crate) struct Job<'a> {
 
 impl<'a> Job<'a> {
     fn open(settings: &'a Settings, args: &'a RunArgs) -> Result<Job<'a>> {
-        let conn = if args.dry_run && !settings.store_file.exists() {
+        let existed = settings.store_file.exists();
+        let conn = if args.dry_run && !existed {
             store::open_in_memory()?
         } else {
             store::open(&settings.store_file)?
@@ -102,7 +103,18 @@ impl<'a> Job<'a> {
             conn.execute_batch("BEGIN")?;
         }
         store::check_key_column(&conn, &settings.key_column)?;
-        refuse_lost_store(&conn, settings)?;
+        if let Err(e) = refuse_lost_store(&conn, settings) {
+            drop(conn);
+            if !existed {
+                // Leave no empty store behind: the next run must see the same situation.
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut path = settings.store_file.clone().into_os_string();
+                    path.push(suffix);
+                    std::fs::remove_file(path).ok();
+                }
+            }
+            return Err(e);
+        }
         Ok(Job::new(conn, settings, args, false))
     }
 

@@ -37,6 +37,7 @@ pub fn execute(settings: &Settings, args: &VerifyArgs) -> Result<i32> {
     let conn = crate::cmd::open_store(settings)?;
     let mut found = Findings::default();
     check_sqlite(&conn, &mut found)?;
+    check_key_column(&conn, settings, &mut found)?;
     check_catalog(&conn, &mut found)?;
     check_records(&conn, &mut found)?;
     check_ledger_files(&conn, settings, args.quick, &mut found)?;
@@ -66,6 +67,22 @@ fn check_sqlite(conn: &rusqlite::Connection, found: &mut Findings) -> Result<()>
         for line in lines.iter().take(20) {
             found.problem(format!("SQLite integrity check: {line}"));
         }
+    }
+    Ok(())
+}
+
+/// The store was built for the key column the config names.
+fn check_key_column(
+    conn: &rusqlite::Connection,
+    settings: &Settings,
+    found: &mut Findings,
+) -> Result<()> {
+    match store::get_meta(conn, "key_column")? {
+        Some(stored) if !stored.eq_ignore_ascii_case(&settings.key_column) => found.problem(format!(
+            "the store was built with key column {stored:?} but the config says key_column {:?}",
+            settings.key_column
+        )),
+        _ => found.checked.push(format!("key column {:?}", settings.key_column)),
     }
     Ok(())
 }

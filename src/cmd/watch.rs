@@ -21,8 +21,11 @@ pub struct WatchArgs {
 /// by the next one). A run that cannot run (the lock held too long by another run, a store
 /// error) is reported and tried again after the interval.
 pub fn execute(settings: &Settings, args: &WatchArgs) -> Result<i32> {
-    if !(args.interval.is_finite() && args.interval > 0.0) {
-        anyhow::bail!("--interval must be a positive number of seconds");
+    if !(args.interval.is_finite()
+        && args.interval > 0.0
+        && args.interval <= crate::config::MAX_WAIT_SECONDS)
+    {
+        anyhow::bail!("--interval must be a positive number of seconds, at most a day (86400)");
     }
     let run_args = RunArgs { dry_run: false, quiet: args.quiet };
     loop {

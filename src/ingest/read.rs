@@ -150,14 +150,13 @@ impl ByteScan {
             );
             return (0, Some(error));
         }
-        let utf16_without_bom = self.offset == 0
-            && chunk.len() >= 4
-            && ((chunk[1] == 0 && chunk[3] == 0) || (chunk[0] == 0 && chunk[2] == 0));
-        if utf16_without_bom {
+        let little = chunk.len() >= 4 && chunk[1] == 0 && chunk[3] == 0;
+        let big = chunk.len() >= 4 && chunk[0] == 0 && chunk[2] == 0;
+        if self.offset == 0 && (little || big) {
             let error = InputError::new(
                 Rule::Encoding,
-                "the file looks like UTF-16 (a NUL byte beside every character), not UTF-8; \
-                 save it as UTF-8 (e.g. iconv -f UTF-16LE -t UTF-8)",
+                "the file looks like UTF-16 or UTF-32 (NUL bytes between the characters), not \
+                 UTF-8; save it as UTF-8 (e.g. iconv -f UTF-16LE -t UTF-8, or the encoding it has)",
             );
             return (0, Some(error));
         }

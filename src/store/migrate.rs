@@ -1,7 +1,7 @@
 //! Schema migrations: numbered SQL files from `migrations/`, embedded in the binary and tracked
 //! in SQLite's `user_version`.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::StoreError;
 
@@ -17,22 +17,39 @@ type CodeStep = fn(&Connection) -> rusqlite::Result<()>;
 /// The schema version this build writes.
 pub const LATEST: usize = MIGRATIONS.len();
 
-/// Brings the store's schema up to [`LATEST`], each migration in its own transaction.
+/// Brings the store's schema up to [`LATEST`], each migration in its own transaction, taken
+/// for writing at once and checked again inside, so two processes opening a new store at the
+/// same moment do not both migrate it.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current: usize =
-        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
-    if current > LATEST {
-        return Err(StoreError::TooNew { found: current, known: LATEST });
-    }
-    for (index, (name, sql, code)) in MIGRATIONS.iter().enumerate().skip(current) {
-        let tx = conn.transaction()?;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: usize =
+            tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+        if current > LATEST {
+            return Err(StoreError::TooNew { found: current, known: LATEST });
+        }
+        if current == LATEST {
+            return Ok(());
+        }
+        if current == 0 {
+            refuse_foreign_database(&tx)?;
+        }
+        let (name, sql, code) = MIGRATIONS[current];
         tx.execute_batch(sql).map_err(|e| StoreError::Migration { name, error: e })?;
         if let Some(code) = code {
             code(&tx).map_err(|e| StoreError::Migration { name, error: e })?;
         }
-        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tx.pragma_update(None, "user_version", (current + 1) as i64)?;
         tx.commit()?;
         tracing::info!(migration = name, "store schema migrated");
+    }
+}
+
+/// A database with tables but no csv-watchdog schema version belongs to something else.
+fn refuse_foreign_database(conn: &Connection) -> Result<(), StoreError> {
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if tables > 0 {
+        return Err(StoreError::Foreign);
     }
     Ok(())
 }

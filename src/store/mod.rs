@@ -36,6 +36,10 @@ pub enum StoreError {
     Open { path: PathBuf, error: rusqlite::Error },
     #[error("store error: {}", plain(.0))]
     Sql(rusqlite::Error),
+    #[error(
+        "the store file holds another application's database (tables, but no csv-watchdog schema); point store_file at a new file"
+    )]
+    Foreign,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -55,8 +59,8 @@ pub fn plain(error: &rusqlite::Error) -> String {
 
 fn open_hint(error: &rusqlite::Error) -> &'static str {
     match error.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::NotADatabase) => {
-            " (the file is not an SQLite database: damaged, or another file?); \
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            " (the file is not a sound SQLite database: damaged, cut short, or another file?); \
              `csv-watchdog rebuild --force` builds a new store from the archive"
         }
         Some(rusqlite::ErrorCode::ReadOnly) | Some(rusqlite::ErrorCode::CannotOpen) => {
@@ -95,6 +99,10 @@ pub fn open_read_only(path: &Path) -> Result<Option<Connection>, StoreError> {
         as usize;
     if version > migrate::LATEST {
         return Err(StoreError::TooNew { found: version, known: migrate::LATEST });
+    }
+    if version == 0 {
+        // An empty file, or one a run is creating right now: nothing to read yet.
+        return Ok(None);
     }
     if version < migrate::LATEST {
         drop(conn);
