@@ -418,3 +418,25 @@ fn a_huge_wait_is_a_config_error_not_a_panic() {
     assert_eq!(run.status, 1, "{run:?}");
     assert!(!run.stderr.contains("panicked"), "{run:?}");
 }
+
+#[test]
+fn several_columns_emptied_by_one_file_are_dropped_together() {
+    let mut sb = Sandbox::new();
+    sb.drop_bytes("a.csv", b"cluster_name,a,b,c,d\nk1,1,2,3,4\nk2,5,6,7,8\n");
+    sb.run_expect(0);
+    sb.drop_bytes("b.csv", b"cluster_name,e\nk1,x\nk2,y\n");
+    let run = sb.run_expect(0);
+    assert!(run.stdout.contains("columns dropped: a, b, c, d"), "{run:?}");
+    assert_eq!(sb.master_text(), "cluster_name,e\nk1,x\nk2,y\n");
+    assert_eq!(sb.catalog(), vec!["cluster_name", "e"]);
+    let sources: i64 = sb
+        .db()
+        .query_row("SELECT count(*) FROM record_source WHERE file = 'b.csv'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sources, 2);
+    let verify = sb.cmd(&["verify"]);
+    assert_eq!(verify.status, 0, "{verify:?}");
+    sb.drop_bytes("c.csv", b"cluster_name,a\nk3,back\n");
+    sb.run_expect(0);
+    assert_eq!(sb.master_text(), "a,cluster_name,e\n,k1,x\n,k2,y\nback,k3,\n");
+}

@@ -310,9 +310,9 @@ fn drop_emptied_columns(
         let field = field_columns.iter().position(|f| f.id == column.id);
         let could_be_empty = field.is_none_or(|i| had_empty[i]);
         if could_be_empty && !catalog::holds_values(conn, column)? {
-            catalog::drop_column(conn, column, file_id, now)?;
             dropped.push(column.clone());
         }
     }
+    catalog::drop_columns(conn, &dropped, file_id, now)?;
     Ok(dropped)
 }

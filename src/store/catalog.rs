@@ -88,22 +88,66 @@ pub fn holds_values(conn: &Connection, column: &Column) -> rusqlite::Result<bool
     conn.query_row(&sql, [], |r| r.get(0))
 }
 
-/// Marks a column dropped by `file_id` and removes its (empty) physical column.
-pub fn drop_column(
+/// Marks columns dropped by `file_id` and removes their (empty) physical columns. One column
+/// goes with `ALTER TABLE … DROP COLUMN`; several at once are removed by copying the table
+/// once, since each DROP COLUMN rewrites the whole table.
+pub fn drop_columns(
     conn: &Connection,
-    column: &Column,
+    columns: &[Column],
     file_id: i64,
     now: &str,
 ) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE catalog SET dropped_by = ?1, dropped_at = ?2 WHERE id = ?3",
-        params![file_id, now, column.id],
-    )?;
-    // SQLite re-checks views on DROP COLUMN; the `records` view is re-created by the caller.
+    let mut mark =
+        conn.prepare_cached("UPDATE catalog SET dropped_by = ?1, dropped_at = ?2 WHERE id = ?3")?;
+    for column in columns {
+        mark.execute(params![file_id, now, column.id])?;
+    }
+    match columns {
+        [] => Ok(()),
+        // SQLite re-checks views on DROP COLUMN; the `records` view is re-created by the caller.
+        [column] => conn.execute_batch(&format!(
+            "DROP VIEW IF EXISTS records; ALTER TABLE record_data DROP COLUMN {}",
+            column.physical()
+        )),
+        _ => copy_without(conn, columns),
+    }
+}
+
+/// Re-creates `record_data` without the given columns, keeping rows, keys and views.
+fn copy_without(conn: &Connection, columns: &[Column]) -> rusqlite::Result<()> {
+    let gone: Vec<String> = columns.iter().map(Column::physical).collect();
+    let mut stmt =
+        conn.prepare("SELECT name FROM pragma_table_info('record_data') ORDER BY cid")?;
+    let all: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let kept: Vec<String> = all.into_iter().filter(|c| !gone.contains(c)).collect();
+    let values: Vec<String> = kept
+        .iter()
+        .filter(|c| !["seq", "key", "file_id", "line"].contains(&c.as_str()))
+        .map(|c| format!(", {c} TEXT"))
+        .collect();
+
+    let mut stmt = conn.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'view'")?;
+    let views: Vec<(String, String)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    for (name, _) in &views {
+        conn.execute_batch(&format!("DROP VIEW {}", quote_identifier(name)))?;
+    }
     conn.execute_batch(&format!(
-        "DROP VIEW IF EXISTS records; ALTER TABLE record_data DROP COLUMN {}",
-        column.physical()
-    ))
+        "CREATE TABLE record_data_new (
+             seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,
+             file_id INTEGER NOT NULL REFERENCES ledger(id), line INTEGER NOT NULL{values});
+         INSERT INTO record_data_new ({list}) SELECT {list} FROM record_data;
+         DROP TABLE record_data;
+         ALTER TABLE record_data_new RENAME TO record_data;",
+        values = values.concat(),
+        list = kept.join(", ")
+    ))?;
+    for (name, sql) in &views {
+        if name != "records" {
+            conn.execute_batch(sql)?;
+        }
+    }
+    Ok(())
 }
 
 /// Re-creates the `records` view: one column per live column, under the CSV's own name.
