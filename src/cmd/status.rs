@@ -79,7 +79,7 @@ fn outcome(finished: bool, status: Option<i64>) -> &'static str {
     match (finished, status) {
         (false, _) => "did not finish (interrupted; the next run completes it)",
         (true, Some(0)) => "ok",
-        (true, Some(2)) => "finished, some files rejected",
+        (true, Some(2)) => "finished; some files were rejected, or could not be read or moved",
         (true, _) => "failed",
     }
 }
