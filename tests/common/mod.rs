@@ -12,15 +12,38 @@ use serde_json::{Map, Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_csv-watchdog");
 
-/// The folder of the shared test cases (`../shared/cases/inputs`), next to the repository.
+/// The shared test material (`shared/`: cases and the sp500 history). Looked for in
+/// `$CSV_WATCHDOG_SHARED`, next to the repository, and next to the repository it was cloned
+/// from when that is a folder on this machine (a clone made elsewhere for a quick try).
 pub fn shared_dir() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for candidate in [root.join("../shared"), root.join("shared")] {
-        if candidate.is_dir() {
-            return candidate;
+    let mut candidates: Vec<PathBuf> =
+        std::env::var_os("CSV_WATCHDOG_SHARED").map(PathBuf::from).into_iter().collect();
+    candidates.extend([root.join("../shared"), root.join("shared")]);
+    if let Some(origin) = clone_origin(root) {
+        candidates.push(origin.join("../shared"));
+    }
+    for candidate in &candidates {
+        if candidate.join("cases").is_dir() {
+            return candidate.clone();
         }
     }
-    panic!("cannot find the shared/ folder next to the repository")
+    panic!(
+        "cannot find the shared/ folder (looked in {candidates:?}); clone next to it or set CSV_WATCHDOG_SHARED"
+    )
+}
+
+/// The local folder this repository was cloned from, if it was.
+fn clone_origin(root: &Path) -> Option<PathBuf> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["config", "--get", "remote.origin.url"])
+        .output()
+        .ok()?;
+    let url = String::from_utf8(out.stdout).ok()?;
+    let path = PathBuf::from(url.trim().trim_start_matches("file://"));
+    path.is_dir().then_some(path)
 }
 
 pub fn case_input(name: &str) -> PathBuf {
