@@ -63,9 +63,7 @@ fn fit_name(name: &str) -> &str {
 
 /// The JSON file that sits next to a rejected file.
 pub fn reason_path(rejected: &Path) -> PathBuf {
-    let mut name = rejected.as_os_str().to_owned();
-    name.push(".json");
-    PathBuf::from(name)
+    crate::paths::with_suffix(rejected, ".json")
 }
 
 /// Moves a file, falling back to copy, sync and remove when the folders are on different file

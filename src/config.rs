@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::paths::{STORE_SUFFIXES, with_suffix};
+
 /// Environment variable that names the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "CSV_MONITOR_CONFIG";
 
@@ -234,7 +236,7 @@ fn check_layout(s: &Settings) -> Result<(), ConfigError> {
         }
         for (other_key, other) in &files[..index] {
             let clash =
-                |a: &Path, b: &Path| ["", "-wal", "-shm"].iter().any(|x| same(a, &sibling(b, x)));
+                |a: &Path, b: &Path| STORE_SUFFIXES.iter().any(|x| same(a, &with_suffix(b, x)));
             if clash(file, other) || clash(other, file) {
                 return Err(ConfigError(format!(
                     "{key} and {other_key} are the same file {}",
@@ -254,12 +256,6 @@ fn check_layout(s: &Settings) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 impl Settings {
     /// Whether `path` would be picked up from the inbox as an input file.
     pub fn is_inbox_input(&self, path: &Path) -> bool {
@@ -273,7 +269,7 @@ impl Settings {
     pub fn is_store_file(&self, path: &Path) -> bool {
         ["", "-wal", "-shm"]
             .iter()
-            .any(|suffix| lexical(path) == lexical(&sibling(&self.store_file, suffix)))
+            .any(|suffix| lexical(path) == lexical(&with_suffix(&self.store_file, suffix)))
     }
 }
 

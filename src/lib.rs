@@ -16,4 +16,5 @@ pub mod ingest;
 pub mod lock;
 pub mod logging;
 pub mod output;
+pub mod paths;
 pub mod store;

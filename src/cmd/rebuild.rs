@@ -2,8 +2,6 @@
 //! alone, applying them in the order they were archived (the stamp in each archived name).
 //! The result holds the same rows and the same ledger of applied (and duplicate) files.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::{Context, Result, bail};
 
 use crate::archive;
@@ -13,6 +11,7 @@ use crate::config::Settings;
 use crate::error::exit;
 use crate::inbox::Candidate;
 use crate::lock;
+use crate::paths::{remove_store_files, with_suffix};
 use crate::store::{self, ledger};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -35,7 +34,7 @@ pub fn execute(settings: &Settings, args: &RebuildArgs) -> Result<i32> {
     let files = archive::list_archived(&settings.archive_dir)
         .with_context(|| format!("cannot list the archive {}", settings.archive_dir.display()))?;
     let rejected = archive::list_archived(&settings.rejected_dir).unwrap_or_default();
-    let building = sibling(target, ".rebuilding");
+    let building = with_suffix(target, ".rebuilding");
     remove_store_files(&building)?;
 
     let run_args = RunArgs { dry_run: false, quiet: true };
@@ -61,7 +60,7 @@ pub fn execute(settings: &Settings, args: &RebuildArgs) -> Result<i32> {
 
     let kept = if target.exists() {
         let backup =
-            sibling(target, &format!(".bak-{}", chrono::Local::now().format("%Y%m%dT%H%M%S")));
+            with_suffix(target, &format!(".bak-{}", chrono::Local::now().format("%Y%m%dT%H%M%S")));
         std::fs::rename(target, &backup)
             .with_context(|| format!("cannot move the old store to {}", backup.display()))?;
         remove_store_files(target)?;
@@ -135,24 +134,4 @@ fn candidate(file: &archive::Archived) -> Result<Candidate> {
         mtime: meta.modified()?,
         checksum: Checksum::of_file(&file.path)?,
     })
-}
-
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
-/// Removes a store file and its WAL and shared-memory files.
-fn remove_store_files(path: &Path) -> Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
-        let file = sibling(path, suffix);
-        match std::fs::remove_file(&file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("cannot remove {}", file.display()));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }

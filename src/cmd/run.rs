@@ -107,11 +107,7 @@ impl<'a> Job<'a> {
             drop(conn);
             if !existed {
                 // Leave no empty store behind: the next run must see the same situation.
-                for suffix in ["", "-wal", "-shm"] {
-                    let mut path = settings.store_file.clone().into_os_string();
-                    path.push(suffix);
-                    std::fs::remove_file(path).ok();
-                }
+                crate::paths::remove_store_files(&settings.store_file).ok();
             }
             return Err(e);
         }
@@ -278,11 +274,8 @@ impl<'a> Job<'a> {
             tracing::info!(file = %file.name, "dropped column(s) no row holds a value for: {}", applied.dropped.join(", "));
         }
         if !self.args.dry_run {
-            if self.move_out(file, file_id, destination, None)? {
-                line.push_str(&format!(" -> {}", destination.display()));
-            } else {
-                line.push_str("; still in the inbox (the move failed)");
-            }
+            let moved = self.move_out(file, file_id, destination, None)?;
+            line.push_str(&moved_to(moved, destination));
         }
         tracing::info!("{line} | keys: {}", self.key_sample(applied));
         self.say(&line);
@@ -299,7 +292,6 @@ impl<'a> Job<'a> {
         shown
     }
 
-    /// Moves a file whose ledger row is committed, then confirms the move in the ledger.
     /// Moves a file whose ledger row is committed, writes the reason beside a rejected file,
     /// then confirms the move in the ledger. Killed anywhere in between, the next run's
     /// recovery finishes the same steps.
@@ -409,11 +401,8 @@ impl<'a> Job<'a> {
             file.name, file.checksum
         );
         if !self.args.dry_run {
-            if self.move_out(file, file_id, &destination, None)? {
-                line.push_str(&format!(" -> {}", destination.display()));
-            } else {
-                line.push_str("; still in the inbox (the move failed)");
-            }
+            let moved = self.move_out(file, file_id, &destination, None)?;
+            line.push_str(&moved_to(moved, &destination));
         }
         tracing::info!("{line}");
         self.say(&line);
@@ -536,6 +525,15 @@ fn remove_stray_temps(dir: &Path, prefix: &str) {
         {
             tracing::info!(file = %entry.path().display(), "removed a temporary file left by an interrupted run");
         }
+    }
+}
+
+/// The end of a file's report line: where it went, or that it stayed.
+fn moved_to(moved: bool, destination: &Path) -> String {
+    if moved {
+        format!(" -> {}", destination.display())
+    } else {
+        "; still in the inbox (the move failed)".to_string()
     }
 }
 
